@@ -85,6 +85,9 @@ pub mod executor_world {
 }
 
 pub use bindings::org_mesh::plugin::{graph, http, kv, log, secrets, types};
+pub use connector_world::export_connector;
+pub use detector_world::export_detector;
+pub use executor_world::export_executor;
 
 /// The connector kind: implement [`connector::Guest`] and call
 /// [`export_connector!`].
@@ -105,3 +108,4 @@ pub mod executor {
 }
 
 pub mod props;
+pub mod rest;

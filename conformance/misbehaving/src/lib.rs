@@ -1,0 +1,120 @@
+//! A detector that breaks the rules on purpose, so the host's tests can show
+//! each sandbox limit holding. Its `mode` config picks the misbehaviour;
+//! `ok` behaves. Never load it in production.
+
+use org_mesh_plugin::detector::{DetectRequest, Finding, Guest};
+use org_mesh_plugin::types::{Description, NodeRef, PluginError, RuleInfo};
+use org_mesh_plugin::{graph, log};
+
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    expect(dead_code, reason = "only the wasm build exports the plugin")
+)]
+struct Misbehaving;
+
+fn mode(config: &str) -> Result<String, PluginError> {
+    let value: serde_json::Value = serde_json::from_str(config)
+        .map_err(|e| PluginError::InvalidConfig(format!("config is not JSON: {e}")))?;
+    Ok(value
+        .get("mode")
+        .and_then(|m| m.as_str())
+        .unwrap_or("ok")
+        .to_string())
+}
+
+fn finding(i: usize) -> Finding {
+    Finding {
+        rule: "noise".into(),
+        subject: NodeRef {
+            label: "Account".into(),
+            key: format!("test:{i}"),
+        },
+        key: String::new(),
+        title: "x".repeat(1024),
+        score: 1.0,
+        attributes: Vec::new(),
+        evidence: Vec::new(),
+        remedy: None,
+    }
+}
+
+#[inline(never)]
+#[expect(unconditional_recursion, reason = "unbounded recursion is the point")]
+fn recurse(depth: u64, pad: &mut [u8; 256]) -> u64 {
+    pad[(depth % 256) as usize] = depth as u8;
+    let mut next = *pad;
+    recurse(depth + 1, &mut next) + u64::from(next[0])
+}
+
+impl Guest for Misbehaving {
+    fn describe() -> Description {
+        Description {
+            name: "misbehaving".into(),
+            version: "0.1.0".into(),
+            summary: "Misbehaves on purpose for sandbox tests".into(),
+            rules: vec![RuleInfo {
+                id: "noise".into(),
+                title: "Test noise".into(),
+                default_severity: "info".into(),
+            }],
+            actions: Vec::new(),
+        }
+    }
+
+    fn detect(req: DetectRequest) -> Result<Vec<Finding>, PluginError> {
+        match mode(&req.config)?.as_str() {
+            "ok" => Ok(vec![finding(0)]),
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "oom" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recurse" => {
+                let mut pad = [0u8; 256];
+                Ok(vec![finding(recurse(0, &mut pad) as usize)])
+            }
+            "trap" => {
+                // A bug in a plugin: the host must contain the trap.
+                #[expect(clippy::panic, reason = "this plugin exists to trap")]
+                {
+                    panic!("misbehaving plugin traps on purpose")
+                }
+            }
+            "huge" => Ok((0..100_000).map(finding).collect()),
+            "graph" => {
+                let node = graph::get_node(&NodeRef {
+                    label: "Account".into(),
+                    key: "test:0".into(),
+                })
+                .map_err(|e| PluginError::Internal(format!("{e:?}")))?;
+                Ok(node.map(|_| finding(1)).into_iter().collect())
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Vec::new())
+            }
+            "log-flood" => {
+                for i in 0..100_000 {
+                    log::emit(log::Level::Info, "flood", &[("i".into(), i.to_string())]);
+                }
+                Ok(vec![finding(0)])
+            }
+            other => Err(PluginError::InvalidConfig(format!(
+                "unknown mode {other:?}"
+            ))),
+        }
+    }
+}
+
+// The exported symbol names follow WIT paths, which only the wasm linker
+// accepts; a native build just type-checks the plugin.
+#[cfg(target_arch = "wasm32")]
+org_mesh_plugin::export_detector!(Misbehaving);

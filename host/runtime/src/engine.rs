@@ -1,0 +1,203 @@
+//! The wasmtime engine org-mesh runs plugins on, and its limits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::cache::Cache;
+use crate::host::{CallState, GraphReader, KvStore, Services};
+
+/// The sandbox limits applied to every plugin call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Linear memory per instance.
+    pub memory_bytes: u64,
+    /// Guest CPU time per call, enforced by epoch interruption. Time spent
+    /// in host calls does not count.
+    pub cpu: Duration,
+    /// The whole call, host calls included.
+    pub call_timeout: Duration,
+    /// Each host call (one HTTP request, one graph query).
+    pub host_call_timeout: Duration,
+    /// The size of what one call returns.
+    pub output_bytes: u64,
+    /// One HTTP response body.
+    pub http_body_bytes: u64,
+    pub log_events_per_call: u32,
+    pub table_elements: usize,
+    pub graph_items_per_query: usize,
+    /// WebAssembly stack; deeper recursion traps as a stack overflow.
+    pub stack_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            cpu: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(120),
+            host_call_timeout: Duration::from_secs(30),
+            output_bytes: 64 << 20,
+            http_body_bytes: 16 << 20,
+            log_events_per_call: 1000,
+            table_elements: 20_000,
+            graph_items_per_query: 100_000,
+            stack_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub limits: Limits,
+    /// Where compiled plugins are cached; `None` compiles at every start.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the epoch advances: the granularity of the CPU deadline.
+    pub epoch_tick: Duration,
+    /// Instances that may exist at once across all plugins.
+    pub max_instances: u32,
+    /// Consecutive sandbox failures after which a plugin is quarantined.
+    pub quarantine_after: u32,
+    /// The first quarantine; each further one doubles, up to an hour.
+    pub quarantine_base: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            limits: Limits::default(),
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(10),
+            max_instances: 64,
+            quarantine_after: 5,
+            quarantine_base: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Stops the epoch ticker thread when the runtime goes away.
+#[derive(Debug)]
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Shared by every loaded plugin.
+pub(crate) struct Shared {
+    pub engine: Engine,
+    pub linker: Linker<CallState>,
+    pub services: Arc<Services>,
+    pub options: RuntimeOptions,
+    pub cache: Option<Cache>,
+    pub metrics: crate::registry::Metrics,
+    _ticker: Ticker,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("options", &self.options)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compiles, links and calls plugins. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Runtime {
+    pub fn new(
+        options: RuntimeOptions,
+        kv: Arc<dyn KvStore>,
+        graph: Option<Arc<dyn GraphReader>>,
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Runtime> {
+        let engine = Engine::new(&engine_config(&options)?)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::imports::HostImports::add_to_linker::<_, HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        )?;
+
+        // Rustls needs a process-wide crypto provider; installing one twice
+        // is harmless, so a second runtime in the process ignores the error.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("org-mesh/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), options.epoch_tick, stop.clone())?;
+
+        let cache = options
+            .cache_dir
+            .as_deref()
+            .map(|dir| Cache::new(dir, &engine));
+        Ok(Runtime {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                services: Arc::new(Services { http, kv, graph }),
+                cache,
+                metrics: crate::registry::Metrics::new(registry)?,
+                options,
+                _ticker: Ticker { stop },
+            }),
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.shared.options.limits
+    }
+}
+
+fn engine_config(options: &RuntimeOptions) -> anyhow::Result<Config> {
+    let limits = &options.limits;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(options.max_instances)
+        .total_core_instances(options.max_instances * 8)
+        .total_memories(options.max_instances * 2)
+        .total_tables(options.max_instances * 4)
+        .total_stacks(options.max_instances)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(4)
+        .max_memory_size(usize::try_from(limits.memory_bytes)?)
+        .table_elements(limits.table_elements);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.stack_bytes)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(config)
+}
+
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("org-mesh-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })?;
+    Ok(())
+}

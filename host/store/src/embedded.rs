@@ -1,0 +1,339 @@
+//! [`EmbeddedStore`]: the twin in one redb file, no server needed.
+//!
+//! Tables, all keyed by strings from [`keys`]:
+//! - `nodes`: `label\0key` to a `StoredNode`;
+//! - `edges`: `from_label\0from_key\0kind\0to_label\0to_key` to a
+//!   `StoredEdge`, and `edges_in`, the same edge keyed `to\0kind\0from`,
+//!   pointing at its `edges` key;
+//! - `change_log`: seq to a `ChangeLogEntry`, and `history`, entity to seqs;
+//! - `meta`: the schema version and the next seq.
+//!
+//! Values are serde_json: simple and readable with any redb tool. It is the
+//! first thing to change if ingest speed ever matters.
+
+mod keys;
+mod read;
+mod write;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use org_mesh_model::{
+    Batch, ChangeLogEntry, ChangeSet, Direction, EntityId, NodeRef, StoredEdge, StoredNode,
+    Timestamp,
+};
+use redb::backends::InMemoryBackend;
+use redb::{
+    Database, MultimapTableDefinition, MultimapTableHandle, ReadableTable, TableDefinition,
+    TableHandle,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::prepare::{Prepared, check_time};
+use crate::{Applied, GraphStore, StoreError};
+
+/// Bumped whenever a table or value layout changes; a file with another
+/// version is refused rather than misread.
+const SCHEMA_VERSION: u64 = 1;
+const VERSION_KEY: &str = "schema_version";
+const NEXT_SEQ_KEY: &str = "next_seq";
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const EDGES: TableDefinition<&str, &[u8]> = TableDefinition::new("edges");
+const EDGES_IN: TableDefinition<&str, &str> = TableDefinition::new("edges_in");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("change_log");
+const HISTORY: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("history");
+
+/// The durable default backend: a redb database in one file.
+///
+/// Cheap to clone; clones share the database. redb allows one writer at a
+/// time, so concurrent `apply` calls queue up rather than interleave.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    location: Location,
+}
+
+impl EmbeddedStore {
+    /// Opens the store at `path`, creating the file and its parent folders
+    /// when missing.
+    ///
+    /// Every open verifies the checksum of every page, which reads the whole
+    /// file once: redb may otherwise panic on a file damaged outside it, and
+    /// a corrupt twin must be an error naming the file.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let location = Location(path.display().to_string().into());
+        let worker_location = location.clone();
+        let opened = tokio::task::spawn_blocking(move || open_file(&path, &worker_location))
+            .instrument(tracing::info_span!("org_mesh.store.open", %location))
+            .await;
+        let db = opened.map_err(|source| StoreError::Worker {
+            location: location.to_string(),
+            source,
+        })??;
+        tracing::info!(%location, "Opened the embedded store");
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            location,
+        })
+    }
+
+    /// A store that lives in memory and is gone when dropped, for tests and
+    /// benchmarks.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let location = Location("(in memory)".into());
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .during(&location, "creating the database")?;
+        initialise(&db, &location)?;
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            location,
+        })
+    }
+
+    /// Runs blocking redb work off the async threads, inside the caller's
+    /// span.
+    async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database, &Location) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let location = self.location.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| job(&db, &location)))
+            .await
+            .map_err(|source| StoreError::Worker {
+                location: self.location.to_string(),
+                source,
+            })?
+    }
+}
+
+fn open_file(path: &Path, location: &Location) -> Result<Database, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let db = Database::builder()
+        .set_check_integrity_on_open(true)
+        .create(path)
+        .map_err(|source| StoreError::Open {
+            path: PathBuf::from(path),
+            source: source.into(),
+        })?;
+    initialise(&db, location)?;
+    Ok(db)
+}
+
+/// Creates the tables of a new file, or checks that an existing one is an
+/// org-mesh store of this schema version.
+fn initialise(db: &Database, location: &Location) -> Result<(), StoreError> {
+    let txn = db.begin_write().during(location, "starting a write")?;
+    let mut names: Vec<String> = txn
+        .list_tables()
+        .during(location, "listing tables")?
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.extend(
+        txn.list_multimap_tables()
+            .during(location, "listing tables")?
+            .map(|t| t.name().to_owned()),
+    );
+    {
+        let mut meta = txn.open_table(META).during(location, "opening meta")?;
+        let found = meta
+            .get(VERSION_KEY)
+            .during(location, "reading the schema version")?
+            .map(|v| v.value());
+        match found {
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => {
+                return Err(StoreError::SchemaVersion {
+                    path: location.to_string(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            None if !names.is_empty() => {
+                return Err(StoreError::NotAStore {
+                    path: location.to_string(),
+                });
+            }
+            None => {
+                meta.insert(VERSION_KEY, SCHEMA_VERSION)
+                    .during(location, "writing the schema version")?;
+                meta.insert(NEXT_SEQ_KEY, 1)
+                    .during(location, "writing the schema version")?;
+            }
+        }
+    }
+    // Opening a table creates it, so later reads never meet a missing one.
+    txn.open_table(NODES).during(location, "creating tables")?;
+    txn.open_table(EDGES).during(location, "creating tables")?;
+    txn.open_table(EDGES_IN)
+        .during(location, "creating tables")?;
+    txn.open_table(LOG).during(location, "creating tables")?;
+    txn.open_multimap_table(HISTORY)
+        .during(location, "creating tables")?;
+    txn.commit().during(location, "committing the schema")
+}
+
+#[async_trait]
+impl GraphStore for EmbeddedStore {
+    #[tracing::instrument(
+        name = "org_mesh.store.apply",
+        skip_all,
+        fields(source = %source, nodes = batch.nodes.len(), edges = batch.edges.len())
+    )]
+    async fn apply(
+        &self,
+        source: &str,
+        at: Timestamp,
+        batch: Batch,
+    ) -> Result<Applied, StoreError> {
+        check_time(at)?;
+        let source = source.to_owned();
+        let prepared = Prepared::new(batch);
+        let applied = self
+            .run(move |db, location| write::apply(db, location, &source, at, prepared))
+            .await?;
+        tracing::debug!(
+            changes = applied.changes.nodes.len() + applied.changes.edges.len(),
+            skipped = applied.skipped.len(),
+            "Applied a batch"
+        );
+        Ok(applied)
+    }
+
+    async fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, StoreError> {
+        let node = node.clone();
+        self.run(move |db, location| read::node(db, location, &node))
+            .await
+    }
+
+    async fn neighbours(
+        &self,
+        node: &NodeRef,
+        kind: &str,
+        dir: Direction,
+    ) -> Result<Vec<(StoredEdge, StoredNode)>, StoreError> {
+        let (node, kind) = (node.clone(), kind.to_owned());
+        self.run(move |db, location| read::neighbours(db, location, &node, &kind, dir))
+            .await
+    }
+
+    async fn nodes(&self, label: &str) -> Result<Vec<StoredNode>, StoreError> {
+        let label = label.to_owned();
+        self.run(move |db, location| read::nodes(db, location, &label))
+            .await
+    }
+
+    async fn edges(&self, kind: &str) -> Result<Vec<StoredEdge>, StoreError> {
+        let kind = kind.to_owned();
+        self.run(move |db, location| read::edges(db, location, &kind))
+            .await
+    }
+
+    async fn snapshot(&self) -> Result<ChangeSet, StoreError> {
+        self.run(read::snapshot).await
+    }
+
+    async fn history(&self, entity: &EntityId) -> Result<Vec<ChangeLogEntry>, StoreError> {
+        let entity = entity.clone();
+        self.run(move |db, location| read::history(db, location, &entity))
+            .await
+    }
+
+    async fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.run(read::counts).await
+    }
+}
+
+/// Where the database lives, for error messages.
+#[derive(Debug, Clone)]
+struct Location(Arc<str>);
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Names the file and the step in a redb error.
+trait During<T> {
+    fn during(self, location: &Location, operation: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> During<T> for Result<T, E> {
+    fn during(self, location: &Location, operation: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Database {
+            location: location.to_string(),
+            operation,
+            source: source.into(),
+        })
+    }
+}
+
+fn encode(record: impl FnOnce() -> String, value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        record: record(),
+        source,
+    })
+}
+
+fn decode<R: DeserializeOwned>(
+    location: &Location,
+    key: &str,
+    bytes: &[u8],
+) -> Result<R, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        location: location.to_string(),
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// One JSON record of a string-keyed table.
+fn get_json<R, T>(table: &T, location: &Location, key: &str) -> Result<Option<R>, StoreError>
+where
+    R: DeserializeOwned,
+    T: ReadableTable<&'static str, &'static [u8]>,
+{
+    let found = table.get(key).during(location, "reading a record")?;
+    found
+        .map(|bytes| decode(location, key, bytes.value()))
+        .transpose()
+}
+
+/// Every JSON record whose key starts with `prefix`, in key order.
+fn scan_json<R, T>(
+    table: &T,
+    location: &Location,
+    prefix: &str,
+) -> Result<Vec<(String, R)>, StoreError>
+where
+    R: DeserializeOwned,
+    T: ReadableTable<&'static str, &'static [u8]>,
+{
+    let mut out = Vec::new();
+    for item in table.range(prefix..).during(location, "scanning records")? {
+        let (key, bytes) = item.during(location, "scanning records")?;
+        let key = key.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push((key.to_owned(), decode(location, key, bytes.value())?));
+    }
+    Ok(out)
+}

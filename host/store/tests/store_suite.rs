@@ -1,0 +1,109 @@
+//! The graph store suite. `suite` and `identity` take any
+//! `Arc<dyn GraphStore>`, so every backend runs the same checks; the
+//! `embedded` module runs them on the redb store and adds what only a file
+//! can show (restarts, corruption, schema versions).
+
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails by panicking, with a message saying what broke"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use org_mesh_model::{
+    Batch, ChangeKind, Coverage, Edge, EntityId, Node, NodeRef, Properties, Timestamp, Value,
+};
+use org_mesh_store::{Applied, GraphStore};
+use time::Duration;
+use time::macros::datetime;
+
+/// Hour `n` of a fixed day, so tests can tell syncs apart.
+fn at(n: i64) -> Timestamp {
+    datetime!(2025-03-01 00:00 UTC) + Duration::hours(n)
+}
+
+fn props(pairs: &[(&str, Value)]) -> Properties {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+fn node(label: &str, key: &str, pairs: &[(&str, Value)]) -> Node {
+    Node {
+        label: label.to_owned(),
+        key: key.to_owned(),
+        properties: props(pairs),
+    }
+}
+
+fn edge(kind: &str, from: &NodeRef, to: &NodeRef, pairs: &[(&str, Value)]) -> Edge {
+    Edge {
+        kind: kind.to_owned(),
+        from: from.clone(),
+        to: to.clone(),
+        properties: props(pairs),
+    }
+}
+
+fn batch(nodes: Vec<Node>, edges: Vec<Edge>, complete: Vec<Coverage>) -> Batch {
+    Batch {
+        nodes,
+        edges,
+        complete,
+    }
+}
+
+fn edge_id(kind: &str, from: &NodeRef, to: &NodeRef) -> EntityId {
+    EntityId::Edge {
+        kind: kind.to_owned(),
+        from: from.clone(),
+        to: to.clone(),
+    }
+}
+
+/// Every change of `applied` as "Label(key)" or "KIND from -> to" to its
+/// kind.
+fn kinds(applied: &Applied) -> BTreeMap<String, ChangeKind> {
+    let nodes = applied
+        .changes
+        .nodes
+        .iter()
+        .map(|c| (c.node.node.reference().to_string(), c.kind));
+    let edges = applied.changes.edges.iter().map(|c| {
+        let e = &c.edge.edge;
+        (format!("{} {} -> {}", e.kind, e.from, e.to), c.kind)
+    });
+    nodes.chain(edges).collect()
+}
+
+fn all(applied: &Applied, kind: ChangeKind) -> bool {
+    kinds(applied).values().all(|k| *k == kind)
+}
+
+/// Runs the generic checks against one backend; `$store` makes a fresh
+/// store per test.
+macro_rules! backend_suite {
+    ($store:path; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $module::$name($store()).await;
+            }
+        )*
+    };
+}
+
+#[path = "store_suite/suite.rs"]
+mod suite;
+
+#[path = "store_suite/identity.rs"]
+mod identity;
+
+#[path = "store_suite/embedded.rs"]
+mod embedded;

@@ -1,0 +1,566 @@
+//! Generic checks of the `apply` contract and the queries.
+
+use std::collections::BTreeSet;
+
+use org_mesh_model::{ChangeSet, Direction};
+use time::UtcOffset;
+
+use super::*;
+
+pub fn org() -> NodeRef {
+    NodeRef::new("Organisation", "github:acme")
+}
+
+pub fn account(login: &str) -> NodeRef {
+    NodeRef::new("Account", format!("github:{login}"))
+}
+
+/// An organisation with two members.
+fn acme() -> Batch {
+    batch(
+        vec![
+            node("Organisation", "github:acme", &[("name", text("Acme"))]),
+            node("Account", "github:ann", &[("login", text("ann"))]),
+            node("Account", "github:bo", &[("login", text("bo"))]),
+        ],
+        vec![
+            edge(
+                "MEMBER_OF",
+                &account("ann"),
+                &org(),
+                &[("role", text("admin"))],
+            ),
+            edge(
+                "MEMBER_OF",
+                &account("bo"),
+                &org(),
+                &[("role", text("member"))],
+            ),
+        ],
+        vec![],
+    )
+}
+
+async fn apply(store: &Arc<dyn GraphStore>, source: &str, n: i64, b: Batch) -> Applied {
+    store.apply(source, at(n), b).await.expect("apply")
+}
+
+async fn history_len(store: &Arc<dyn GraphStore>, entity: EntityId) -> usize {
+    store.history(&entity).await.expect("history").len()
+}
+
+fn without_last_seen(mut snapshot: ChangeSet) -> ChangeSet {
+    for c in &mut snapshot.nodes {
+        c.node.provenance.last_seen = at(0);
+    }
+    for c in &mut snapshot.edges {
+        c.edge.provenance.last_seen = at(0);
+    }
+    snapshot
+}
+
+/// The same batch twice: everything is Unchanged the second time, the
+/// log does not grow, and only last_seen moves.
+pub async fn idempotency(store: Arc<dyn GraphStore>) {
+    let first = apply(&store, "github", 0, acme()).await;
+    assert_eq!(kinds(&first).len(), 5);
+    assert!(all(&first, ChangeKind::Added));
+    let before = store.snapshot().await.expect("snapshot");
+
+    let second = apply(&store, "github", 1, acme()).await;
+    assert_eq!(kinds(&second).len(), 5);
+    assert!(all(&second, ChangeKind::Unchanged));
+    assert!(second.changes.is_quiet());
+
+    let after = store.snapshot().await.expect("snapshot");
+    assert_ne!(before, after, "last_seen should move");
+    assert_eq!(without_last_seen(before), without_last_seen(after));
+    assert_eq!(history_len(&store, EntityId::Node(org())).await, 1);
+    let member = edge_id("MEMBER_OF", &account("ann"), &org());
+    assert_eq!(history_len(&store, member).await, 1);
+    let stored = store.node(&org()).await.expect("node").expect("org");
+    assert_eq!(stored.provenance.first_seen, at(0));
+    assert_eq!(stored.provenance.last_seen, at(1));
+}
+
+/// Stored properties are exactly the last observed ones, and an explicit
+/// null reads the same as an absent property.
+pub async fn replace_semantics_and_null_is_absent(store: Arc<dyn GraphStore>) {
+    let first = node(
+        "Account",
+        "github:ann",
+        &[("a", Value::Integer(1)), ("b", text("x"))],
+    );
+    apply(&store, "github", 0, batch(vec![first], vec![], vec![])).await;
+
+    let nulled = node(
+        "Account",
+        "github:ann",
+        &[("a", Value::Integer(1)), ("c", Value::Null)],
+    );
+    let applied = apply(
+        &store,
+        "github",
+        1,
+        batch(vec![nulled.clone()], vec![], vec![]),
+    )
+    .await;
+    assert!(all(&applied, ChangeKind::Updated));
+    let stored = store
+        .node(&account("ann"))
+        .await
+        .expect("node")
+        .expect("ann");
+    assert_eq!(stored.node.properties, props(&[("a", Value::Integer(1))]));
+
+    let absent = node("Account", "github:ann", &[("a", Value::Integer(1))]);
+    let applied = apply(&store, "github", 2, batch(vec![absent], vec![], vec![])).await;
+    assert!(all(&applied, ChangeKind::Unchanged));
+    let applied = apply(&store, "github", 3, batch(vec![nulled], vec![], vec![])).await;
+    assert!(all(&applied, ChangeKind::Unchanged));
+
+    let history = store
+        .history(&EntityId::Node(account("ann")))
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 2);
+    let update = &history[1];
+    assert_eq!(update.kind, ChangeKind::Updated);
+    let b_before = update.before.as_ref().and_then(|p| p.get("b"));
+    assert_eq!(b_before, Some(&text("x")));
+    assert_eq!(update.after, Some(props(&[("a", Value::Integer(1))])));
+}
+
+/// Coverage marks only its own set from its own source; without
+/// coverage nothing is marked; records stay and neighbours still list
+/// them.
+pub async fn not_observed_needs_coverage(store: Arc<dyn GraphStore>) {
+    apply(&store, "github", 0, acme()).await;
+    let gitlab = batch(
+        vec![node("Account", "gitlab:cy", &[])],
+        vec![edge(
+            "MEMBER_OF",
+            &NodeRef::new("Account", "gitlab:cy"),
+            &org(),
+            &[],
+        )],
+        vec![],
+    );
+    apply(&store, "gitlab", 0, gitlab).await;
+
+    let partial = batch(
+        vec![node("Account", "github:ann", &[("login", text("ann"))])],
+        vec![],
+        vec![],
+    );
+    let applied = apply(&store, "github", 1, partial).await;
+    assert!(
+        all(&applied, ChangeKind::Unchanged),
+        "a partial sync is not a deletion"
+    );
+
+    let full = batch(
+        vec![node("Account", "github:ann", &[("login", text("ann"))])],
+        vec![edge(
+            "MEMBER_OF",
+            &account("ann"),
+            &org(),
+            &[("role", text("admin"))],
+        )],
+        vec![
+            Coverage::Nodes("Account".to_owned()),
+            Coverage::EdgesTo("MEMBER_OF".to_owned(), org()),
+        ],
+    );
+    let applied = apply(&store, "github", 2, full).await;
+    let expected: BTreeMap<String, ChangeKind> = [
+        ("Account(github:ann)", ChangeKind::Unchanged),
+        ("Account(github:bo)", ChangeKind::NotObserved),
+        (
+            "MEMBER_OF Account(github:ann) -> Organisation(github:acme)",
+            ChangeKind::Unchanged,
+        ),
+        (
+            "MEMBER_OF Account(github:bo) -> Organisation(github:acme)",
+            ChangeKind::NotObserved,
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(kinds(&applied), expected);
+
+    let bo = store
+        .node(&account("bo"))
+        .await
+        .expect("node")
+        .expect("bo is kept");
+    assert_eq!(bo.provenance.not_observed_since, Some(at(2)));
+    assert_eq!(bo.provenance.last_seen, at(0));
+    let cy = store
+        .node(&NodeRef::new("Account", "gitlab:cy"))
+        .await
+        .expect("node")
+        .expect("cy");
+    assert!(
+        cy.provenance.observed(),
+        "another source's record is not covered"
+    );
+    let acme = store.node(&org()).await.expect("node").expect("org");
+    assert!(acme.provenance.observed(), "another label is not covered");
+
+    let incoming = store
+        .neighbours(&org(), "MEMBER_OF", Direction::Incoming)
+        .await
+        .expect("neighbours");
+    let observed: Vec<bool> = incoming
+        .iter()
+        .map(|(e, _)| e.provenance.observed())
+        .collect();
+    assert_eq!(observed.len(), 3, "not-observed edges are still listed");
+    assert_eq!(observed.iter().filter(|o| !**o).count(), 1);
+
+    let history = store
+        .history(&EntityId::Node(account("bo")))
+        .await
+        .expect("history");
+    let last = history.last().expect("an entry");
+    assert_eq!(
+        (last.kind, last.at, last.after.clone()),
+        (ChangeKind::NotObserved, at(2), None)
+    );
+
+    let from_ann = batch(
+        vec![],
+        vec![],
+        vec![Coverage::EdgesFrom("MEMBER_OF".to_owned(), account("ann"))],
+    );
+    let applied = apply(&store, "github", 3, from_ann).await;
+    let expected = (
+        "MEMBER_OF Account(github:ann) -> Organisation(github:acme)".to_owned(),
+        ChangeKind::NotObserved,
+    );
+    assert_eq!(
+        kinds(&applied).into_iter().collect::<Vec<_>>(),
+        vec![expected]
+    );
+}
+
+/// A record that comes back after being not observed is Updated and
+/// observed again, keeping first_seen.
+pub async fn reobservation(store: Arc<dyn GraphStore>) {
+    apply(&store, "github", 0, acme()).await;
+    let only_org = batch(
+        vec![node(
+            "Organisation",
+            "github:acme",
+            &[("name", text("Acme"))],
+        )],
+        vec![],
+        vec![Coverage::EdgesTo("MEMBER_OF".to_owned(), org())],
+    );
+    let applied = apply(&store, "github", 1, only_org).await;
+    assert_eq!(applied.changes.edges.len(), 2);
+    assert!(
+        applied
+            .changes
+            .edges
+            .iter()
+            .all(|c| c.kind == ChangeKind::NotObserved)
+    );
+
+    let applied = apply(&store, "github", 2, acme()).await;
+    let member = "MEMBER_OF Account(github:ann) -> Organisation(github:acme)";
+    assert_eq!(kinds(&applied)[member], ChangeKind::Updated);
+    let back = &applied.changes.edges[0].edge.provenance;
+    assert!(back.observed());
+    assert_eq!((back.first_seen, back.last_seen), (at(0), at(2)));
+
+    let id = edge_id("MEMBER_OF", &account("ann"), &org());
+    let history = store.history(&id).await.expect("history");
+    let steps: Vec<ChangeKind> = history.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        steps,
+        [
+            ChangeKind::Added,
+            ChangeKind::NotObserved,
+            ChangeKind::Updated
+        ]
+    );
+}
+
+/// Invalid records are skipped with a reason, the rest is applied, and a
+/// record refused only for its properties is not taken for a removal.
+pub async fn invalid_records_are_skipped(store: Arc<dyn GraphStore>) {
+    apply(&store, "github", 0, acme()).await;
+    // RFC 3339 offsets have no seconds.
+    let offset = UtcOffset::from_hms(1, 0, 30).expect("offset");
+    let odd = at(1).to_offset(offset);
+    let bad = batch(
+        vec![
+            node("Organisation", "github:acme", &[("name", text("Acme"))]),
+            node("account", "github:lower", &[]),
+            node("Account", "github:ann", &[("Bad-Name", text("x"))]),
+            node("Account", "github:bo", &[("score", Value::Float(f64::NAN))]),
+            node("Account", "github:cy", &[("at", Value::Timestamp(odd))]),
+            node("Account", "github:new", &[]),
+        ],
+        vec![
+            edge("member-of", &account("new"), &org(), &[]),
+            edge("MEMBER_OF", &account("new"), &org(), &[]),
+        ],
+        vec![Coverage::Nodes("Account".to_owned())],
+    );
+    let applied = apply(&store, "github", 1, bad).await;
+    let skipped: BTreeSet<&str> = applied.skipped.iter().map(|s| s.record.as_str()).collect();
+    let expected = BTreeSet::from([
+        "node account(github:lower)",
+        "node Account(github:ann)",
+        "node Account(github:bo)",
+        "node Account(github:cy)",
+        "edge member-of Account(github:new) -> Organisation(github:acme)",
+    ]);
+    assert_eq!(skipped, expected);
+    assert!(applied.skipped.iter().all(|s| !s.reason.is_empty()));
+
+    let expected: BTreeMap<String, ChangeKind> = [
+        ("Organisation(github:acme)", ChangeKind::Unchanged),
+        ("Account(github:new)", ChangeKind::Added),
+        (
+            "MEMBER_OF Account(github:new) -> Organisation(github:acme)",
+            ChangeKind::Added,
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(
+        kinds(&applied),
+        expected,
+        "ann and bo were seen, so not marked"
+    );
+
+    let ann = store
+        .node(&account("ann"))
+        .await
+        .expect("node")
+        .expect("ann");
+    assert_eq!(ann.node.properties, props(&[("login", text("ann"))]));
+    assert!(ann.provenance.observed());
+
+    let refused = store.apply("github", odd, acme()).await;
+    assert!(refused.is_err(), "an observation time rfc 3339 cannot hold");
+    let lower = store
+        .node(&NodeRef::new("account", "github:lower"))
+        .await
+        .expect("node");
+    assert_eq!(lower, None);
+}
+
+/// An edge is applied only when both ends are stored or in the batch.
+pub async fn edge_to_unknown_node_is_skipped(store: Arc<dyn GraphStore>) {
+    apply(&store, "github", 0, acme()).await;
+    let ghost = NodeRef::new("Repository", "github:acme/ghost");
+    let b = batch(
+        vec![
+            node("Repository", "github:acme/web", &[]),
+            node("Repository", "github:acme/bad", &[("Bad", text("x"))]),
+        ],
+        vec![
+            edge("HAS_PERMISSION", &account("ann"), &ghost, &[]),
+            edge(
+                "HAS_PERMISSION",
+                &account("ann"),
+                &NodeRef::new("Repository", "github:acme/bad"),
+                &[],
+            ),
+            edge(
+                "HAS_PERMISSION",
+                &account("ann"),
+                &NodeRef::new("Repository", "github:acme/web"),
+                &[],
+            ),
+        ],
+        vec![],
+    );
+    let applied = apply(&store, "github", 1, b).await;
+    assert_eq!(applied.changes.edges.len(), 1, "only the edge to web lands");
+    let ghost_skip = applied
+        .skipped
+        .iter()
+        .find(|s| s.record.contains("ghost"))
+        .expect("the ghost edge is skipped");
+    assert_eq!(
+        ghost_skip.record,
+        "edge HAS_PERMISSION Account(github:ann) -> Repository(github:acme/ghost)"
+    );
+    assert!(ghost_skip.reason.contains("Repository(github:acme/ghost)"));
+    assert_eq!(
+        applied.skipped.len(),
+        3,
+        "the invalid node and its edge too"
+    );
+    assert_eq!(store.node(&ghost).await.expect("node"), None);
+}
+
+/// The change log answers "when did ann gain admin on web".
+pub async fn history_tells_when_admin_was_gained(store: Arc<dyn GraphStore>) {
+    let web = NodeRef::new("Repository", "github:acme/web");
+    let nodes = || {
+        vec![
+            node("Account", "github:ann", &[]),
+            node("Repository", "github:acme/web", &[]),
+        ]
+    };
+    let with_role = |role: &str| {
+        batch(
+            nodes(),
+            vec![edge(
+                "HAS_PERMISSION",
+                &account("ann"),
+                &web,
+                &[("role", text(role))],
+            )],
+            vec![],
+        )
+    };
+    apply(&store, "github", 1, with_role("write")).await;
+    apply(&store, "github", 2, with_role("write")).await;
+    apply(&store, "github", 5, with_role("admin")).await;
+    apply(&store, "github", 6, with_role("admin")).await;
+
+    let history = store
+        .history(&edge_id("HAS_PERMISSION", &account("ann"), &web))
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 2);
+    let role = |p: &Option<Properties>| p.as_ref().and_then(|p| p.get("role")).cloned();
+    let gained = history
+        .iter()
+        .find(|e| role(&e.after) == Some(text("admin")) && role(&e.before) != Some(text("admin")))
+        .expect("an entry granting admin");
+    assert_eq!(gained.at, at(5));
+    assert_eq!(gained.source, "github");
+    assert_eq!(role(&gained.before), Some(text("write")));
+    assert!(history[0].seq < history[1].seq);
+}
+
+/// Every value variant comes back exactly, on nodes and edges, and keys
+/// may hold any character.
+pub async fn values_round_trip(store: Arc<dyn GraphStore>) {
+    let kolkata = datetime!(2024-02-29 23:59:59.123_456_789 +05:30);
+    let values = [
+        ("flag", Value::Boolean(true)),
+        ("big", Value::Integer((1 << 53) + 1)),
+        ("min", Value::Integer(i64::MIN)),
+        ("ratio", Value::Float(0.1)),
+        ("tiny", Value::Float(-5e-324)),
+        ("name", text("Zoë \u{1} \"quoted\" \u{1F600}")),
+        ("when", Value::Timestamp(kolkata)),
+        (
+            "list",
+            Value::Texts(vec!["b".to_owned(), String::new(), "a".to_owned()]),
+        ),
+        ("gone", Value::Null),
+    ];
+    let tricky = "weird\0key\u{1}";
+    let b = batch(
+        vec![node("Thing", tricky, &values), node("Thing", "weird", &[])],
+        vec![edge(
+            "LINKS",
+            &NodeRef::new("Thing", tricky),
+            &NodeRef::new("Thing", "weird"),
+            &values,
+        )],
+        vec![],
+    );
+    let applied = apply(&store, "test", 0, b).await;
+    assert!(applied.skipped.is_empty(), "{:?}", applied.skipped);
+
+    let mut expected = props(&values);
+    expected.remove("gone");
+    let stored = store
+        .node(&NodeRef::new("Thing", tricky))
+        .await
+        .expect("node")
+        .expect("thing");
+    assert_eq!(stored.node.key, tricky);
+    assert_eq!(stored.node.properties, expected);
+    let Some(Value::Timestamp(when)) = stored.node.properties.get("when") else {
+        unreachable!("compared equal above")
+    };
+    assert_eq!(when.offset(), kolkata.offset());
+
+    let edges = store.edges("LINKS").await.expect("edges");
+    assert_eq!(edges.len(), 1);
+    assert_eq!(edges[0].edge.properties, expected);
+    let things = store.nodes("Thing").await.expect("nodes");
+    let keys: Vec<&str> = things.iter().map(|n| n.node.key.as_str()).collect();
+    assert_eq!(keys, ["weird", tricky]);
+}
+
+/// counts gives nodes per label, not-observed ones included.
+pub async fn counts(store: Arc<dyn GraphStore>) {
+    assert!(store.counts().await.expect("counts").is_empty());
+    apply(&store, "github", 0, acme()).await;
+    let drop_bo = batch(
+        vec![node("Account", "github:ann", &[("login", text("ann"))])],
+        vec![],
+        vec![Coverage::Nodes("Account".to_owned())],
+    );
+    apply(&store, "github", 1, drop_bo).await;
+    let counts = store.counts().await.expect("counts");
+    let expected = BTreeMap::from([("Account".to_owned(), 2), ("Organisation".to_owned(), 1)]);
+    assert_eq!(counts, expected);
+    assert_eq!(store.edges("MEMBER_OF").await.expect("edges").len(), 2);
+    assert_eq!(store.nodes("Person").await.expect("nodes"), vec![]);
+    let snapshot = store.snapshot().await.expect("snapshot");
+    let unseen: Vec<_> = snapshot
+        .nodes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::NotObserved)
+        .map(|c| c.node.node.key.as_str())
+        .collect();
+    assert_eq!(unseen, ["github:bo"]);
+}
+
+/// Batches applied from many tasks at once all land, and the log's seqs
+/// stay gapless.
+pub async fn concurrent_applies_all_land(store: Arc<dyn GraphStore>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let nodes = (0..20)
+                    .map(|i| {
+                        node(
+                            "Account",
+                            &format!("task{t}:{i}"),
+                            &[("i", Value::Integer(i))],
+                        )
+                    })
+                    .collect();
+                store
+                    .apply(&format!("source{t}"), at(t), batch(nodes, vec![], vec![]))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let applied = task.await.expect("task").expect("apply");
+        assert!(all(&applied, ChangeKind::Added));
+    }
+    assert_eq!(store.counts().await.expect("counts")["Account"], 160);
+
+    let mut seqs = BTreeSet::new();
+    for n in store.nodes("Account").await.expect("nodes") {
+        for entry in store
+            .history(&EntityId::Node(n.node.reference()))
+            .await
+            .expect("history")
+        {
+            seqs.insert(entry.seq);
+        }
+    }
+    assert_eq!(seqs, (1..=160).collect());
+}
