@@ -1,0 +1,453 @@
+//! One pass of the main job: sync every connector into the twin, resolve
+//! identities, detect, ask policy, plan fixes, and collect a report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use org_mesh_model::{
+    ChangeKind, Direction, Finding, NodeRef, Remedy, Severity, StoredEdge, StoredNode,
+};
+use org_mesh_policy::{Decision, DecisionInput, PolicySet};
+use org_mesh_runtime::{
+    ActionPlan, ActionRequest, Attachment, GraphReader, Kind, MemoryKv, Plugin, Registry, Runtime,
+    RuntimeOptions,
+};
+use org_mesh_store::{EmbeddedStore, ExplicitMapping, GraphStore};
+use serde::Serialize;
+
+use crate::config::{Backend, Config, Instance};
+use crate::progress::Progress;
+
+/// How many times a connector may ask to be called again in one scan, so a
+/// connector whose cursor never ends cannot hold the scan for ever.
+const MAX_SYNC_ROUNDS: usize = 1000;
+
+/// The twin as the runtime's graph import sees it.
+#[derive(Debug)]
+pub struct StoreGraph(pub Arc<dyn GraphStore>);
+
+#[async_trait::async_trait]
+impl GraphReader for StoreGraph {
+    async fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, String> {
+        self.0.node(node).await.map_err(|e| e.to_string())
+    }
+
+    async fn neighbours(
+        &self,
+        node: &NodeRef,
+        kind: &str,
+        dir: Direction,
+    ) -> Result<Vec<(StoredEdge, StoredNode)>, String> {
+        self.0
+            .neighbours(node, kind, dir)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ConnectorRun {
+    pub name: String,
+    pub plugin: String,
+    pub version: String,
+    pub nodes: usize,
+    pub edges: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub not_observed: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProposedAction {
+    pub executor: String,
+    pub kind: String,
+    pub target: NodeRef,
+    pub parameters: serde_json::Value,
+    /// The dry run: the exact calls the executor would make.
+    pub plan: Option<ActionPlan>,
+    /// Why there is no plan, when there is none.
+    pub unplanned: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DecisionView {
+    pub severity: Option<Severity>,
+    pub suppressed: Option<bool>,
+    pub suppress_reason: Option<String>,
+    pub auto_fix: Option<bool>,
+    /// The decisions policy left undefined; an undefined decision never
+    /// lets a fix run.
+    pub undefined: Vec<&'static str>,
+    pub may_act: bool,
+}
+
+#[derive(Debug)]
+pub struct Reported {
+    pub finding: Finding,
+    /// The severity that counts: policy's, or the rule's default where
+    /// policy said nothing.
+    pub severity: Severity,
+    pub decision: Option<DecisionView>,
+    pub action: Option<ProposedAction>,
+}
+
+impl Reported {
+    pub fn suppressed(&self) -> bool {
+        self.decision
+            .as_ref()
+            .and_then(|d| d.suppressed)
+            .unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub connectors: Vec<ConnectorRun>,
+    pub detectors: Vec<String>,
+    pub findings: Vec<Reported>,
+    /// What was left out of the scan and why: plugins, policies, records.
+    pub skipped: Vec<String>,
+}
+
+/// Bound plugin instances by kind.
+struct Instances {
+    connectors: Vec<(Plugin, Vec<Attachment>)>,
+    detectors: Vec<Plugin>,
+    executors: Vec<Plugin>,
+}
+
+pub async fn run(config: &Config, progress: &Progress) -> anyhow::Result<ScanReport> {
+    let mut report = ScanReport::default();
+
+    progress.step("opening the twin");
+    let store_path = config.store_path();
+    let store: Arc<dyn GraphStore> = match config.store.backend {
+        Backend::Embedded => Arc::new(
+            EmbeddedStore::open(&store_path)
+                .await
+                .with_context(|| format!("opening the twin at {}", store_path.display()))?,
+        ),
+    };
+
+    progress.step("loading plugins");
+    let runtime = Runtime::new(
+        RuntimeOptions {
+            limits: config.limits(),
+            cache_dir: Some(config.state_dir.join("plugin-cache")),
+            ..RuntimeOptions::default()
+        },
+        Arc::new(MemoryKv::default()),
+        Some(Arc::new(StoreGraph(store.clone()))),
+        &prometheus::Registry::new(),
+    )
+    .context("starting the plugin runtime")?;
+    let mut plugins = BTreeMap::new();
+    for dir in &config.plugins.dirs {
+        let loaded = Registry::load_dir(&runtime, dir)
+            .await
+            .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
+        report
+            .skipped
+            .extend(loaded.failed.iter().map(|e| e.to_string()));
+        plugins.extend(loaded.plugins);
+    }
+    let instances = bind_all(config, &plugins, &mut report);
+
+    let policy = load_policy(config, &mut report);
+    let mappings = load_mappings(config, &mut report);
+
+    for (connector, attachments) in &instances.connectors {
+        progress.step(&format!("syncing {}", connector.instance()));
+        let run = sync(connector, attachments, store.as_ref(), &mut report.skipped).await;
+        report.connectors.push(run);
+    }
+
+    progress.step("resolving identities");
+    let applied = org_mesh_store::resolve(store.as_ref(), &mappings, now())
+        .await
+        .context("resolving identities")?;
+    report.skipped.extend(
+        applied
+            .skipped
+            .iter()
+            .map(|s| format!("identity: {}: {}", s.record, s.reason)),
+    );
+
+    progress.step("detecting");
+    let snapshot = store.snapshot().await.context("reading the twin")?;
+    let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
+    for detector in &instances.detectors {
+        report.detectors.push(detector.instance().to_string());
+        match detector.detect(true, &snapshot).await {
+            Ok(out) => {
+                report.skipped.extend(
+                    out.rejected
+                        .iter()
+                        .map(|r| format!("detector {}: {r}", detector.instance())),
+                );
+                for f in out.findings {
+                    findings.entry(f.fingerprint.clone()).or_insert(f);
+                }
+            }
+            Err(e) => report
+                .skipped
+                .push(format!("detector {}: {e}", detector.instance())),
+        }
+    }
+
+    progress.step("deciding and planning");
+    let at = now();
+    for finding in findings.into_values() {
+        let decision = match &policy {
+            Some(p) => match p.decide(&DecisionInput::from_finding(&finding, at)) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    report
+                        .skipped
+                        .push(format!("policy on {}: {e}", finding.fingerprint));
+                    None
+                }
+            },
+            None => None,
+        };
+        let action = match &finding.remedy {
+            Some(remedy) => Some(plan(&finding, remedy, &instances.executors).await),
+            None => None,
+        };
+        report.findings.push(Reported {
+            severity: decision
+                .as_ref()
+                .map(|d| d.effective_severity(finding.default_severity))
+                .unwrap_or(finding.default_severity),
+            decision: decision.as_ref().map(view),
+            action,
+            finding,
+        });
+    }
+    report.findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.finding.rule.cmp(&b.finding.rule))
+            .then_with(|| a.finding.subject.cmp(&b.finding.subject))
+    });
+    progress.finish();
+    Ok(report)
+}
+
+fn now() -> org_mesh_model::Timestamp {
+    time::OffsetDateTime::now_utc()
+}
+
+fn view(d: &Decision) -> DecisionView {
+    DecisionView {
+        severity: d.severity,
+        suppressed: d.suppressed,
+        suppress_reason: d.suppress_reason.clone(),
+        auto_fix: d.auto_fix,
+        undefined: d.undefined_fields(),
+        may_act: d.may_act(),
+    }
+}
+
+fn bind_all(
+    config: &Config,
+    plugins: &BTreeMap<String, Plugin>,
+    report: &mut ScanReport,
+) -> Instances {
+    let mut out = Instances {
+        connectors: Vec::new(),
+        detectors: Vec::new(),
+        executors: Vec::new(),
+    };
+    let mut bind = |inst: &Instance, kind: Kind| -> Option<Plugin> {
+        let Some(plugin) = plugins.get(&inst.plugin) else {
+            report.skipped.push(format!(
+                "{kind} {}: plugin {:?} is not loaded",
+                inst.name, inst.plugin
+            ));
+            return None;
+        };
+        if plugin.kind() != kind {
+            report.skipped.push(format!(
+                "{kind} {}: plugin {} is a {}",
+                inst.name,
+                plugin.name(),
+                plugin.kind()
+            ));
+            return None;
+        }
+        match plugin.bind(&inst.name, &inst.config, inst.grants.clone()) {
+            Ok(bound) => Some(bound),
+            Err(problems) => {
+                report.skipped.push(format!(
+                    "{kind} {} ({} {}): {}",
+                    inst.name,
+                    plugin.name(),
+                    plugin.version(),
+                    problems.join("; ")
+                ));
+                None
+            }
+        }
+    };
+    let mut unreadable = Vec::new();
+    for inst in &config.connectors {
+        if let Some(p) = bind(inst, Kind::Connector) {
+            match read_attachments(inst) {
+                Ok(files) => out.connectors.push((p, files)),
+                Err(e) => unreadable.push(format!("connector {}: {e}", inst.name)),
+            }
+        }
+    }
+    for inst in &config.detectors {
+        out.detectors.extend(bind(inst, Kind::Detector));
+    }
+    for inst in &config.executors {
+        out.executors.extend(bind(inst, Kind::Executor));
+    }
+    report.skipped.extend(unreadable);
+    out
+}
+
+fn read_attachments(inst: &Instance) -> Result<Vec<Attachment>, String> {
+    inst.attachments
+        .iter()
+        .map(|(name, path)| {
+            std::fs::read(path)
+                .map(|content| Attachment {
+                    name: name.clone(),
+                    content,
+                })
+                .map_err(|e| format!("attachment {name}: cannot read {}: {e}", path.display()))
+        })
+        .collect()
+}
+
+fn load_policy(config: &Config, report: &mut ScanReport) -> Option<PolicySet> {
+    match PolicySet::load(&config.policies.dir) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "Policies not loaded; findings stay undecided");
+            report.skipped.push(format!(
+                "policies: {e}; every finding is undecided and no fix may run"
+            ));
+            None
+        }
+    }
+}
+
+fn load_mappings(config: &Config, report: &mut ScanReport) -> Vec<ExplicitMapping> {
+    let Some(path) = &config.identity.mappings else {
+        return Vec::new();
+    };
+    let parsed = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            serde_saphyr::from_str::<Vec<ExplicitMapping>>(&text).map_err(|e| e.to_string())
+        });
+    match parsed {
+        Ok(m) => m,
+        Err(e) => {
+            report
+                .skipped
+                .push(format!("identity mappings {}: {e}", path.display()));
+            Vec::new()
+        }
+    }
+}
+
+async fn sync(
+    connector: &Plugin,
+    attachments: &[Attachment],
+    store: &dyn GraphStore,
+    skipped: &mut Vec<String>,
+) -> ConnectorRun {
+    let mut run = ConnectorRun {
+        name: connector.instance().to_string(),
+        plugin: connector.name().to_string(),
+        version: connector.version().to_string(),
+        ..ConnectorRun::default()
+    };
+    let mut cursor = None;
+    for _ in 0..MAX_SYNC_ROUNDS {
+        let out = match connector.sync(cursor.take(), attachments).await {
+            Ok(out) => out,
+            Err(e) => {
+                run.error = Some(e.to_string());
+                return run;
+            }
+        };
+        let label = |s: &String| format!("connector {}: {s}", run.name);
+        skipped.extend(out.skipped.iter().map(label));
+        run.nodes += out.batch.nodes.len();
+        run.edges += out.batch.edges.len();
+        match store.apply(&run.name, now(), out.batch).await {
+            Ok(applied) => {
+                for s in &applied.skipped {
+                    skipped.push(format!(
+                        "connector {}: {}: {}",
+                        run.name, s.record, s.reason
+                    ));
+                }
+                let kinds = applied
+                    .changes
+                    .nodes
+                    .iter()
+                    .map(|c| c.kind)
+                    .chain(applied.changes.edges.iter().map(|c| c.kind));
+                for kind in kinds {
+                    match kind {
+                        ChangeKind::Added => run.added += 1,
+                        ChangeKind::Updated => run.updated += 1,
+                        ChangeKind::NotObserved => run.not_observed += 1,
+                        ChangeKind::Unchanged => {}
+                    }
+                }
+            }
+            Err(e) => {
+                run.error = Some(format!("applying its records: {e}"));
+                return run;
+            }
+        }
+        if !out.more {
+            return run;
+        }
+        cursor = out.cursor;
+    }
+    run.error = Some(format!(
+        "still asking for more after {MAX_SYNC_ROUNDS} rounds; stopped"
+    ));
+    run
+}
+
+async fn plan(finding: &Finding, remedy: &Remedy, executors: &[Plugin]) -> ProposedAction {
+    let mut proposed = ProposedAction {
+        executor: String::new(),
+        kind: remedy.action.clone(),
+        target: remedy.target.clone(),
+        parameters: org_mesh_model::properties_to_json(&remedy.parameters),
+        plan: None,
+        unplanned: None,
+    };
+    let Some(executor) = executors
+        .iter()
+        .find(|e| e.description().actions.contains(&remedy.action))
+    else {
+        proposed.unplanned = Some(format!("no configured executor handles {}", remedy.action));
+        return proposed;
+    };
+    proposed.executor = executor.instance().to_string();
+    let request = ActionRequest {
+        kind: remedy.action.clone(),
+        target: remedy.target.clone(),
+        parameters: remedy.parameters.clone(),
+        idempotency_key: format!("{}:{}", finding.fingerprint, remedy.action),
+    };
+    match executor.plan(&request).await {
+        Ok(plan) => proposed.plan = Some(plan),
+        Err(e) => proposed.unplanned = Some(e.to_string()),
+    }
+    proposed
+}
