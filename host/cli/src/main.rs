@@ -73,6 +73,16 @@ const EXIT_FAILED: u8 = 2;
 /// The scan ran and found something at or above `--fail-on`.
 const EXIT_FINDINGS: u8 = 3;
 
+/// Tells the user why org-mesh could not do its job, and exits 2.
+#[expect(
+    clippy::print_stderr,
+    reason = "the one place the CLI reports a fatal error"
+)]
+fn fail(message: &str) -> ExitCode {
+    eprintln!("org-mesh: {message}");
+    ExitCode::from(EXIT_FAILED)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -81,10 +91,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("org-mesh: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     match cli.command {
         Command::Scan {
@@ -99,11 +106,12 @@ async fn scan_command(path: PathBuf, json: bool, fail_on: Option<Severity>) -> E
     let config = match config::Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("org-mesh: configuration {}: ", e.path.display());
-            for p in &e.problems {
-                eprintln!("  - {p}");
-            }
-            return ExitCode::from(EXIT_FAILED);
+            let problems: Vec<String> = e.problems.iter().map(|p| format!("\n  - {p}")).collect();
+            return fail(&format!(
+                "configuration {}:{}",
+                e.path.display(),
+                problems.concat()
+            ));
         }
     };
     let progress = progress::Progress::new(true);
@@ -111,8 +119,7 @@ async fn scan_command(path: PathBuf, json: bool, fail_on: Option<Severity>) -> E
         Ok(r) => r,
         Err(e) => {
             progress.finish();
-            eprintln!("org-mesh: scan failed: {e:#}");
-            return ExitCode::from(EXIT_FAILED);
+            return fail(&format!("scan failed: {e:#}"));
         }
     };
     let rendered = if json {

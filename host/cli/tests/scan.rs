@@ -4,110 +4,19 @@
 //!
 //! Needs `.ci/setup` (npm packages of the replay) and `.ci/build-plugins`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+use org_mesh_harness::{GITHUB_TOKEN, Scenario, replay, root};
+
+fn scenario(name: &str) -> Scenario {
+    replay().scenario(name)
 }
 
-/// The replay server, shared by every test of this binary. It exits when
-/// its stdin closes, which happens when this process ends.
-struct Replay {
-    port: u16,
-    _child: Child,
-}
-
-fn replay() -> &'static Replay {
-    static REPLAY: OnceLock<Replay> = OnceLock::new();
-    REPLAY.get_or_init(|| {
-        let script = root().join("conformance/replay/server.mjs");
-        assert!(
-            root().join("conformance/replay/node_modules").is_dir(),
-            "the replay's npm packages are missing: run .ci/setup"
-        );
-        let mut child = Command::new("node")
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting node {}: {e}", script.display()));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("reading the replay's address: {e}"));
-        let port = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().trim_end_matches(['"', '}']).parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the replay: {line:?}"));
-        // Keep stdin open for the life of the test process.
-        std::mem::forget(child.stdin.take());
-        Replay {
-            port,
-            _child: child,
-        }
-    })
-}
-
-/// A tiny HTTP/1.1 client for the replay's control routes, so the tests need
-/// no HTTP library of their own.
-fn http(method: &str, path: &str, body: &str) -> String {
-    let port = replay().port;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if head.contains("transfer-encoding: chunked") || head.contains("Transfer-Encoding: chunked") {
-        return dechunk(body);
-    }
-    body.to_string()
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// Loads a scenario and returns (fixture id, GitHub API base URL).
-fn scenario(name: &str) -> (String, String) {
-    let answer: serde_json::Value = serde_json::from_str(&http(
-        "POST",
-        "/fixtures",
-        &format!("{{\"scenario\":\"{name}\"}}"),
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let id = answer["id"].as_str().unwrap_or_default().to_string();
-    let url = answer["url"].as_str().unwrap_or_default().to_string();
-    assert!(!id.is_empty() && !url.is_empty(), "{answer}");
-    (id, url)
-}
-
-fn pending(id: &str) -> Vec<serde_json::Value> {
-    let answer: serde_json::Value =
-        serde_json::from_str(&http("GET", &format!("/fixtures/{id}/pending"), ""))
-            .unwrap_or_else(|e| panic!("{e}"));
-    answer["pending"].as_array().cloned().unwrap_or_default()
+fn pending(s: &Scenario) -> Vec<serde_json::Value> {
+    replay().pending(s)
 }
 
 struct Scan {
@@ -121,16 +30,16 @@ impl Scan {
         }
     }
 
-    fn run(&self, config: &Path, api_url: &str, args: &[&str]) -> Output {
+    fn run(&self, config: &Path, scenario: &Scenario, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_org-mesh"))
             .arg("scan")
             .arg("--config")
             .arg(config)
             .args(args)
             .env("ORG_MESH_STATE_DIR", self.state.path())
-            .env("GITHUB_API_URL", api_url)
-            .env("GITHUB_API_HOST", format!("127.0.0.1:{}", replay().port))
-            .env("GITHUB_TOKEN", "0000000000000000000000000000000000000001")
+            .env("GITHUB_API_URL", &scenario.api_url)
+            .env("GITHUB_API_HOST", replay().host())
+            .env("GITHUB_TOKEN", GITHUB_TOKEN)
             .output()
             .unwrap_or_else(|e| panic!("running org-mesh: {e}"))
     }
@@ -168,7 +77,7 @@ fn rules_of(findings: &[serde_json::Value]) -> Vec<(String, String, String)> {
 
 #[test]
 fn the_demo_scan_reports_real_findings_and_consumes_the_recording() {
-    let (id, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let scan = Scan::new();
     let out = scan.run(&demo_config(), &url, &[]);
     let text = stdout(&out);
@@ -178,9 +87,9 @@ fn the_demo_scan_reports_real_findings_and_consumes_the_recording() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        pending(&id).is_empty(),
+        pending(&url).is_empty(),
         "requests not made: {:?}",
-        pending(&id)
+        pending(&url)
     );
 
     assert!(text.starts_with("org-mesh scan: "), "{text}");
@@ -197,7 +106,7 @@ fn the_demo_scan_reports_real_findings_and_consumes_the_recording() {
 
 #[test]
 fn json_output_carries_evidence_decisions_and_plans() {
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let out = Scan::new().run(&demo_config(), &url, &["--json"]);
     assert!(
         out.status.success(),
@@ -267,11 +176,11 @@ fn json_output_carries_evidence_decisions_and_plans() {
 
 #[test]
 fn fail_on_exits_3_at_or_above_the_threshold_only() {
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let scan = Scan::new();
     let out = scan.run(&demo_config(), &url, &["--fail-on", "critical"]);
     assert_eq!(out.status.code(), Some(3));
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let out = scan.run(&demo_config(), &url, &["--fail-on", "nonsense"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown severity"));
@@ -279,14 +188,14 @@ fn fail_on_exits_3_at_or_above_the_threshold_only() {
 
 #[test]
 fn a_secondary_rate_limit_is_waited_out_not_reported_as_lost_access() {
-    let (id, url) = scenario("org-scan-secondary-rate-limit");
+    let url = scenario("org-scan-secondary-rate-limit");
     let out = Scan::new().run(&demo_config(), &url, &["--json"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(pending(&id).is_empty());
+    assert!(pending(&url).is_empty());
     let rules = rules_of(&json_findings(&out));
     assert!(
         rules.iter().any(|r| r.0 == "idp-offboarded-has-admin"),
@@ -296,14 +205,14 @@ fn a_secondary_rate_limit_is_waited_out_not_reported_as_lost_access() {
 
 #[test]
 fn a_missing_scope_leaves_mfa_unknown_and_the_scan_goes_on() {
-    let (id, url) = scenario("org-scan-no-scope");
+    let url = scenario("org-scan-no-scope");
     let out = Scan::new().run(&demo_config(), &url, &["--json"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(pending(&id).is_empty());
+    assert!(pending(&url).is_empty());
     let rules = rules_of(&json_findings(&out));
     assert!(
         !rules.iter().any(|r| r.0 == "account-without-mfa"),
@@ -317,7 +226,7 @@ fn a_missing_scope_leaves_mfa_unknown_and_the_scan_goes_on() {
 
 #[test]
 fn the_recorded_unprotected_branch_is_a_finding() {
-    let (_, url) = scenario("org-scan-unprotected");
+    let url = scenario("org-scan-unprotected");
     let out = Scan::new().run(&demo_config(), &url, &["--json"]);
     assert!(
         out.status.success(),
@@ -338,9 +247,9 @@ fn the_recorded_unprotected_branch_is_a_finding() {
 #[test]
 fn a_second_scan_on_the_same_twin_adds_nothing_and_finds_the_same() {
     let scan = Scan::new();
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let first = scan.run(&demo_config(), &url, &["--json"]);
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let second = scan.run(&demo_config(), &url, &["--json"]);
     assert!(first.status.success() && second.status.success());
     let fps = |o: &Output| {
@@ -353,7 +262,7 @@ fn a_second_scan_on_the_same_twin_adds_nothing_and_finds_the_same() {
     };
     assert_eq!(fps(&first), fps(&second));
 
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let text = stdout(&scan.run(&demo_config(), &url, &[]));
     assert!(
         text.contains("synced github (github-connector 0.1.0): "),
@@ -415,7 +324,7 @@ fn broken_parts_are_skipped_and_named_while_the_rest_of_the_scan_runs() {
         std::fs::write(d.join("demo/scim-groups.json"), "{not json")
             .unwrap_or_else(|e| panic!("{e}"));
     });
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let out = Scan::new().run(&dir.path().join("demo/org-mesh.yaml"), &url, &[]);
     let text = stdout(&out);
     assert!(
@@ -450,7 +359,7 @@ fn an_unknown_field_in_the_tuning_file_names_the_file() {
         text.push_str("\nsurprise: true\n");
         std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
     });
-    let (_, url) = scenario("org-scan");
+    let url = scenario("org-scan");
     let out = Scan::new().run(&dir.path().join("demo/org-mesh.yaml"), &url, &[]);
     let text = stdout(&out);
     assert!(out.status.success());

@@ -342,6 +342,10 @@ fn description_in(d: types::Description) -> Result<Description, String> {
     })
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn classify(error: &wasmtime::Error, state: &CallState) -> Failure {
     if let Some(cap) = state.ungranted {
         return Failure::Ungranted {
@@ -355,7 +359,7 @@ fn classify(error: &wasmtime::Error, state: &CallState) -> Failure {
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Failure::CpuDeadline {
-            limit_ms: state.limits.cpu.as_millis() as u64,
+            limit_ms: millis(state.limits.cpu),
         },
         Some(Trap::StackOverflow) => Failure::StackOverflow,
         Some(trap) => Failure::Trap(trap.to_string()),
@@ -478,7 +482,11 @@ impl Plugin {
         let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| s);
         let tick = shared.options.epoch_tick;
-        let ticks = move |d: Duration| (d.as_micros() / tick.as_micros().max(1)).max(1) as u64;
+        let ticks = move |d: Duration| {
+            u64::try_from(d.as_micros() / tick.as_micros().max(1))
+                .unwrap_or(u64::MAX)
+                .max(1)
+        };
         store.set_epoch_deadline(ticks(limits.cpu));
         store.epoch_deadline_callback(move |ctx| {
             let state = ctx.data();
@@ -518,7 +526,7 @@ impl Plugin {
         let outcome = tokio::time::timeout(limits.call_timeout, f(&mut store)).await;
         let result = match outcome {
             Err(_) => Err(Failure::WallClock {
-                limit_ms: limits.call_timeout.as_millis() as u64,
+                limit_ms: millis(limits.call_timeout),
             }),
             Ok(Err(trap)) => Err(classify(&trap, store.data())),
             Ok(Ok(Err(plugin_error))) => {

@@ -3,6 +3,8 @@
 //! serving. The plugin under test is `conformance/misbehaving`, built for
 //! wasm32-wasip2 by `.ci/build-plugins`.
 
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

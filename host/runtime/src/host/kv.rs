@@ -17,17 +17,17 @@ pub trait KvStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, scope: &str, key: &str) -> Result<(), String>;
 }
 
+type Entries = HashMap<(String, String), Vec<u8>>;
+
 /// A single-process key-value store, the default when no shared backend is
 /// configured. Its contents do not survive a restart.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    entries: Mutex<HashMap<(String, String), Vec<u8>>>,
+    entries: Mutex<Entries>,
 }
 
 impl MemoryKv {
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<(String, String), Vec<u8>>>, String> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, String> {
         self.entries
             .lock()
             .map_err(|_| "key-value store lock poisoned".to_string())

@@ -1,0 +1,196 @@
+//! Plugins against recorded GitHub traffic replayed on 127.0.0.1: the SDK's
+//! REST client following GitHub's real `Link` pagination, the GitHub
+//! connector consuming a whole organisation scan, and the host refusing
+//! HTTP the operator did not allow. Needs `.ci/setup` and
+//! `.ci/build-plugins`.
+
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use org_mesh_harness::{GITHUB_TOKEN, replay, root};
+use org_mesh_model::{Value, edge_kind};
+use org_mesh_runtime::{
+    Failure, Grants, Manifest, MemoryKv, Plugin, PluginFailure, Runtime, RuntimeOptions,
+    SecretSource,
+};
+use serde_json::json;
+
+fn runtime() -> Runtime {
+    Runtime::new(
+        RuntimeOptions::default(),
+        Arc::new(MemoryKv::default()),
+        None,
+        &prometheus::Registry::new(),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+async fn load(rt: &Runtime, dir: &Path) -> Plugin {
+    let path = dir.join("manifest.yaml");
+    assert!(
+        path.is_file(),
+        "{} is missing: run .ci/build-plugins",
+        path.display()
+    );
+    let manifest = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    rt.load(manifest).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The token reaches plugins the way operators usually mount it: as a file.
+fn grants(hosts: Vec<String>) -> Grants {
+    static TOKEN: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    let file = TOKEN.get_or_init(|| {
+        let file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(file.path(), format!("{GITHUB_TOKEN}\n")).unwrap_or_else(|e| panic!("{e}"));
+        file
+    });
+    Grants {
+        http_hosts: hosts,
+        secrets: BTreeMap::from([("token".to_string(), SecretSource::File(file.path().into()))]),
+        ..Grants::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_client_follows_recorded_link_pagination_to_the_end() {
+    let scenario = replay().scenario("paginate-issues");
+    let rt = runtime();
+    let pager = load(&rt, &root().join("conformance/dist/pager")).await;
+    let pager = pager
+        .bind(
+            "pager",
+            &json!({"api_url": scenario.api_url, "path": "/repos/octokit-fixture-org/paginate-issues/issues?per_page=3"}),
+            grants(vec![replay().host()]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let out = pager
+        .sync(None, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut numbers: Vec<i64> = out
+        .batch
+        .nodes
+        .iter()
+        .filter_map(|n| n.properties.get("number").and_then(Value::as_i64))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (1..=13).collect::<Vec<_>>(),
+        "13 issues over 5 pages"
+    );
+    assert!(
+        replay().pending(&scenario).is_empty(),
+        "every recorded page was requested"
+    );
+}
+
+fn github_config(api_url: &str) -> serde_json::Value {
+    json!({"api_url": api_url, "org": "octokit-fixture-org", "per_page": 100})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_connector_consumes_a_whole_organisation_scan() {
+    let scenario = replay().scenario("org-scan");
+    let rt = runtime();
+    let github = load(&rt, &root().join("plugins/dist/github-connector")).await;
+    let github = github
+        .bind(
+            "github",
+            &github_config(&scenario.api_url),
+            grants(vec![replay().host()]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let out = github
+        .sync(None, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+    assert!(
+        replay().pending(&scenario).is_empty(),
+        "{:?}",
+        replay().pending(&scenario)
+    );
+
+    let org = out
+        .batch
+        .nodes
+        .iter()
+        .find(|n| n.label == "Organisation")
+        .unwrap_or_else(|| panic!("no organisation"));
+    assert_eq!(org.key, "github:octokit-fixture-org");
+    assert_eq!(
+        org.properties.get("two_factor_requirement_enabled"),
+        Some(&Value::Boolean(false))
+    );
+    let admin = out.batch.edges.iter().find(|e| {
+        e.kind == edge_kind::MEMBER_OF
+            && e.from.key == "github:octocat"
+            && e.to.label == "Organisation"
+    });
+    let admin = admin.unwrap_or_else(|| panic!("no membership for octocat"));
+    assert_eq!(
+        admin.properties.get("role"),
+        Some(&Value::Text("admin".into()))
+    );
+    assert_eq!(
+        admin.properties.get("state"),
+        Some(&Value::Text("active".into()))
+    );
+    assert!(!out.batch.complete.is_empty(), "a complete listing says so");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_not_on_the_allow_list_is_refused_before_any_request() {
+    let scenario = replay().scenario("get-organization");
+    let rt = runtime();
+    let github = load(&rt, &root().join("plugins/dist/github-connector")).await;
+    let github = github
+        .bind(
+            "github",
+            &github_config(&scenario.api_url),
+            grants(vec!["api.github.com".into()]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let err = github
+        .sync(None, &[])
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("sync should fail"));
+    let Failure::Plugin(PluginFailure::Denied(why)) = &err.failure else {
+        panic!("expected a denial, got {err}");
+    };
+    assert!(why.contains("is not on this plugin's allow list"), "{why}");
+    assert_eq!(
+        replay().pending(&scenario).len(),
+        1,
+        "the request never left the host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_is_not_granted_without_an_allow_list() {
+    let scenario = replay().scenario("get-organization");
+    let rt = runtime();
+    let github = load(&rt, &root().join("plugins/dist/github-connector")).await;
+    let mut no_http = grants(Vec::new());
+    no_http.http_hosts.clear();
+    let github = github
+        .bind("github", &github_config(&scenario.api_url), no_http)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let err = github
+        .sync(None, &[])
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("sync should fail"));
+    assert_eq!(
+        err.failure,
+        Failure::Ungranted {
+            capability: "http".into()
+        },
+        "{err}"
+    );
+}
