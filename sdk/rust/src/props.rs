@@ -36,7 +36,8 @@ impl Props {
     }
 
     pub fn timestamp(mut self, name: &str, rfc3339: impl Into<String>) -> Self {
-        self.0.push((name.to_string(), Value::Timestamp(rfc3339.into())));
+        self.0
+            .push((name.to_string(), Value::Timestamp(rfc3339.into())));
         self
     }
 
