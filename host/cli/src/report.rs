@@ -13,6 +13,11 @@ fn ts(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// A time for people: to the second.
+fn short_ts(t: time::OffsetDateTime) -> String {
+    ts(t.replace_nanosecond(0).unwrap_or(t))
+}
+
 /// One JSON object per finding, in report order.
 pub fn json_lines(report: &ScanReport) -> String {
     let mut out = String::new();
@@ -144,8 +149,12 @@ fn finding(out: &mut String, r: &Reported) {
     for e in &f.evidence {
         let p = &e.provenance;
         let seen = match p.not_observed_since {
-            Some(t) => format!("not observed since {}", ts(t)),
-            None => format!("seen {} .. {}", ts(p.first_seen), ts(p.last_seen)),
+            Some(t) => format!("not observed since {}", short_ts(t)),
+            None => format!(
+                "seen {} .. {}",
+                short_ts(p.first_seen),
+                short_ts(p.last_seen)
+            ),
         };
         let _ = writeln!(out, "    - {} [{}; {seen}]", e.statement, p.source);
     }

@@ -121,7 +121,7 @@ fn json_output_carries_evidence_decisions_and_plans() {
             "Account(github:octocat)",
             "critical",
         ),
-        ("account-without-mfa", "Account(github:octocat)", "medium"),
+        ("account-without-mfa", "Account(github:octocat)", "high"),
         (
             "org-2fa-not-required",
             "Organisation(github:octokit-fixture-org)",
@@ -169,7 +169,7 @@ fn json_output_carries_evidence_decisions_and_plans() {
         calls[0]["url"]
             .as_str()
             .unwrap_or_default()
-            .ends_with("/orgs/octokit-fixture-org/members/octocat"),
+            .ends_with("/orgs/octokit-fixture-org/memberships/octocat"),
         "{calls}"
     );
 }

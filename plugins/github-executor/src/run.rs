@@ -43,9 +43,12 @@ fn protection_path(repository: &str, branch: &str) -> String {
     )
 }
 
+/// The membership rather than the member: deleting it removes an active
+/// member and also cancels a pending invitation, which the members route
+/// would leave in place.
 fn member_path(org: &str, login: &str) -> String {
     format!(
-        "/orgs/{}/members/{}",
+        "/orgs/{}/memberships/{}",
         encode_segment(org),
         encode_segment(login)
     )
@@ -66,7 +69,9 @@ fn steps<T: Transport>(api: &Client<T>, action: &Action) -> Steps {
                 "DELETE",
                 api.url(&member_path(org, login)),
                 None,
-                format!("removes {login} from {org}, with their access to its repositories"),
+                format!(
+                    "removes {login} from {org} (or cancels their invitation), with their access to its repositories"
+                ),
             )],
             expected: format!("{login} is not a member of {org}"),
         },

@@ -387,7 +387,7 @@ fn remove() -> ActionRequest {
     )
 }
 
-const MEMBER: &str = "/orgs/octokit-fixture-org/members/octokit-fixture-user-b";
+const MEMBER: &str = "/orgs/octokit-fixture-org/memberships/octokit-fixture-user-b";
 
 #[test]
 fn removal_plan_makes_no_call() -> TestResult {

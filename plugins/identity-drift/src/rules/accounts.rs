@@ -108,6 +108,7 @@ pub fn without_mfa<G: Graph>(graph: &G, account: &StoredNode) -> Result<Vec<Find
         .text("login", login)
         .texts("organisations", orgs)
         .boolean("org_admin", admin)
+        .text("role", if admin { "admin" } else { "member" })
         .build();
     draft.evidence.push(evidence(
         format!("{login} has two-factor authentication switched off"),
