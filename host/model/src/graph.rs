@@ -153,6 +153,10 @@ pub enum Coverage {
     Nodes(String),
     EdgesTo(String, NodeRef),
     EdgesFrom(String, NodeRef),
+    /// One node; absent from the batch means gone.
+    Node(NodeRef),
+    /// One edge by kind, from and to; absent from the batch means gone.
+    Edge(String, NodeRef, NodeRef),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -165,6 +165,10 @@ pub(crate) fn batch_in(b: types::Batch) -> (model::Batch, Vec<String>) {
             types::Coverage::EdgesFrom((kind, node)) => {
                 model::Coverage::EdgesFrom(kind, node_ref_in(node))
             }
+            types::Coverage::Node(node) => model::Coverage::Node(node_ref_in(node)),
+            types::Coverage::Edge((kind, from, to)) => {
+                model::Coverage::Edge(kind, node_ref_in(from), node_ref_in(to))
+            }
         })
         .collect();
     (batch, skipped)

@@ -187,6 +187,37 @@ impl<'t> Writer<'t> {
                 let stored = self.incoming_edges(node, kind)?;
                 self.mark_edges(stored, batch, changes)?;
             }
+            Coverage::Node(node) => {
+                let key = keys::node(node);
+                let stored: Option<StoredNode> = get_json(&self.nodes, self.location, &key)?;
+                if let Some(mut stored) = stored {
+                    let held = batch.held_nodes.contains(node);
+                    if !held && covered(&stored.provenance, self.source) {
+                        stored.provenance.not_observed_since = Some(self.at);
+                        self.put_node(&key, &stored)?;
+                        let before = Some(stored.node.properties.clone());
+                        self.log(
+                            EntityId::Node(node.clone()),
+                            ChangeKind::NotObserved,
+                            before,
+                            None,
+                        )?;
+                        changes.nodes.push(NodeChange {
+                            node: stored,
+                            kind: ChangeKind::NotObserved,
+                        });
+                    }
+                }
+            }
+            Coverage::Edge(kind, from, to) => {
+                let key = keys::edge_out(kind, from, to);
+                let stored: Option<StoredEdge> = get_json(&self.edges, self.location, &key)?;
+                self.mark_edges(
+                    stored.map(|e| (key, e)).into_iter().collect(),
+                    batch,
+                    changes,
+                )?;
+            }
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ backend_suite!(
     suite::idempotency,
     suite::replace_semantics_and_null_is_absent,
     suite::not_observed_needs_coverage,
+    suite::single_records_can_be_reported_gone,
     suite::reobservation,
     suite::invalid_records_are_skipped,
     suite::edge_to_unknown_node_is_skipped,

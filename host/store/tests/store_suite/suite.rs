@@ -564,3 +564,40 @@ pub async fn concurrent_applies_all_land(store: Arc<dyn GraphStore>) {
     }
     assert_eq!(seqs, (1..=160).collect());
 }
+
+pub async fn single_records_can_be_reported_gone(store: Arc<dyn GraphStore>) {
+    apply(&store, "github", 0, acme()).await;
+    let removal = batch(
+        vec![],
+        vec![],
+        vec![
+            Coverage::Edge("MEMBER_OF".to_owned(), account("bo"), org()),
+            Coverage::Node(account("nobody")),
+        ],
+    );
+    let applied = apply(&store, "gitlab", 1, removal.clone()).await;
+    assert!(
+        applied.changes.edges.is_empty(),
+        "another source cannot retract github's edge"
+    );
+    let applied = apply(&store, "github", 2, removal).await;
+    let expected: BTreeMap<String, ChangeKind> = [(
+        "MEMBER_OF Account(github:bo) -> Organisation(github:acme)".to_owned(),
+        ChangeKind::NotObserved,
+    )]
+    .into();
+    assert_eq!(kinds(&applied), expected);
+    let ann = store
+        .neighbours(&account("ann"), "MEMBER_OF", Direction::Outgoing)
+        .await
+        .expect("ann's memberships");
+    assert!(
+        ann[0].0.provenance.observed(),
+        "only the named edge is gone"
+    );
+
+    let gone_node = batch(vec![], vec![], vec![Coverage::Node(account("bo"))]);
+    let applied = apply(&store, "github", 3, gone_node).await;
+    assert_eq!(applied.changes.nodes.len(), 1);
+    assert_eq!(applied.changes.nodes[0].kind, ChangeKind::NotObserved);
+}
