@@ -63,6 +63,7 @@ impl Guest for Pager {
                 nodes,
                 edges: Vec::new(),
                 complete: Vec::new(),
+                partial: false,
             },
             cursor: None,
             more: false,

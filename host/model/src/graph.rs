@@ -164,6 +164,11 @@ pub struct Batch {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
     pub complete: Vec<Coverage>,
+    /// Records carry only some of their properties: merge them into what is
+    /// stored, and let an explicit `Null` remove one. Otherwise the stored
+    /// properties are replaced.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 impl Batch {

@@ -154,6 +154,7 @@ pub(crate) fn batch_in(b: types::Batch) -> (model::Batch, Vec<String>) {
             Err(err) => skipped.push(format!("{what}: {err}")),
         }
     }
+    batch.partial = b.partial;
     batch.complete = b
         .complete
         .into_iter()

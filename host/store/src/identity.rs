@@ -192,6 +192,7 @@ impl<'a> Directory<'a> {
             nodes,
             edges,
             complete: vec![Coverage::Nodes(label::PERSON.to_owned())],
+            partial: false,
         }
     }
 

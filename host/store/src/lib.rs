@@ -43,6 +43,9 @@ pub use identity::{ExplicitMapping, resolve};
 /// - The change kind is `Added` for a new record, `Updated` when the
 ///   properties differ or the record comes back after being not observed,
 ///   and `Unchanged` otherwise.
+/// - In a `partial` batch the observed properties are merged into the
+///   stored ones instead of replacing them, and a property set to `Null`
+///   is removed: how a webhook reports the one field that changed.
 /// - For each [`Coverage`](org_mesh_model::Coverage) in `batch.complete`,
 ///   every record of that set whose provenance source is `source`, that is
 ///   currently observed and that the batch does not hold, gets

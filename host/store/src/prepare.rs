@@ -25,6 +25,12 @@ pub(crate) struct Prepared {
     pub held_edges: BTreeSet<EdgeKey>,
     pub complete: Vec<Coverage>,
     pub skipped: Vec<Skipped>,
+    /// Merge properties into what is stored instead of replacing them.
+    pub partial: bool,
+    /// In a partial batch, the properties each record sets to null: merging
+    /// removes them.
+    pub cleared_nodes: BTreeMap<NodeRef, BTreeSet<String>>,
+    pub cleared_edges: BTreeMap<EdgeKey, BTreeSet<String>>,
 }
 
 impl Prepared {
@@ -33,6 +39,7 @@ impl Prepared {
     pub fn new(batch: Batch) -> Self {
         let mut out = Prepared {
             complete: batch.complete,
+            partial: batch.partial,
             ..Prepared::default()
         };
         for node in batch.nodes {
@@ -46,6 +53,12 @@ impl Prepared {
 
     fn add_node(&mut self, node: Node) {
         let reference = node.reference();
+        if self.partial {
+            let nulls = nulls(&node.properties);
+            if !nulls.is_empty() {
+                self.cleared_nodes.insert(reference.clone(), nulls);
+            }
+        }
         let record = node_record(&reference);
         match node.normalised().map_err(Refusal::Model).and_then(storable) {
             Ok(node) => {
@@ -63,6 +76,12 @@ impl Prepared {
 
     fn add_edge(&mut self, edge: Edge) {
         let key = (edge.kind.clone(), edge.from.clone(), edge.to.clone());
+        if self.partial {
+            let nulls = nulls(&edge.properties);
+            if !nulls.is_empty() {
+                self.cleared_edges.insert(key.clone(), nulls);
+            }
+        }
         let record = edge_record(&edge);
         match edge.normalised().map_err(Refusal::Model).and_then(storable) {
             Ok(edge) => {
@@ -207,6 +226,29 @@ pub(crate) fn observe(
         not_observed_since: None,
     };
     (kind, provenance)
+}
+
+fn nulls(props: &Properties) -> BTreeSet<String> {
+    props
+        .iter()
+        .filter(|(_, v)| **v == Value::Null)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The properties a partial observation leaves: what was stored, less what
+/// it cleared, overwritten by what it set.
+pub(crate) fn merge(
+    stored: Option<&Properties>,
+    cleared: Option<&BTreeSet<String>>,
+    observed: Properties,
+) -> Properties {
+    let mut merged = stored.cloned().unwrap_or_default();
+    for name in cleared.into_iter().flatten() {
+        merged.remove(name);
+    }
+    merged.extend(observed);
+    merged
 }
 
 /// True when coverage by `source` marks a record with `provenance`.

@@ -56,6 +56,7 @@ fn batch(nodes: Vec<Node>, edges: Vec<Edge>, complete: Vec<Coverage>) -> Batch {
         nodes,
         edges,
         complete,
+        partial: false,
     }
 }
 

@@ -299,6 +299,7 @@ impl BatchBuilder {
             nodes: self.nodes,
             edges: self.edges,
             complete: self.complete,
+            partial: false,
         }
     }
 }

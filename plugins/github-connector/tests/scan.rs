@@ -287,6 +287,8 @@ fn coverage(batch: &Batch) -> Vec<String> {
             Coverage::Nodes(label) => format!("nodes {label}"),
             Coverage::EdgesTo((kind, to)) => format!("{kind} to {}", to.key),
             Coverage::EdgesFrom((kind, from)) => format!("{kind} from {}", from.key),
+            Coverage::Node(node) => format!("node {}", node.key),
+            Coverage::Edge((kind, from, to)) => format!("{kind} {} to {}", from.key, to.key),
         })
         .collect()
 }

@@ -91,6 +91,7 @@ pub fn batch(provider: Provider, listing: &Listing) -> Result<(Batch, Vec<String
                 nodes,
                 edges,
                 complete,
+                partial: false,
             },
             notes,
         ));
@@ -139,6 +140,7 @@ pub fn batch(provider: Provider, listing: &Listing) -> Result<(Batch, Vec<String
             nodes,
             edges,
             complete,
+            partial: false,
         },
         notes,
     ))

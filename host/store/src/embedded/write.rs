@@ -1,5 +1,7 @@
 //! `apply` as one redb write transaction.
 
+use std::collections::BTreeSet;
+
 use org_mesh_model::{
     ChangeKind, ChangeLogEntry, ChangeSet, Coverage, Edge, EdgeChange, EntityId, Node, NodeChange,
     NodeRef, Properties, StoredEdge, StoredNode, Timestamp,
@@ -10,7 +12,7 @@ use super::{
     During, EDGES, EDGES_IN, HISTORY, LOG, Location, META, NEXT_SEQ_KEY, NODES, encode, get_json,
     keys, scan_json,
 };
-use crate::prepare::{Prepared, covered, edge_record, node_record, observe};
+use crate::prepare::{Prepared, covered, edge_record, merge, node_record, observe};
 use crate::{Applied, StoreError};
 
 pub(super) fn apply(
@@ -26,11 +28,13 @@ pub(super) fn apply(
         let mut writer = Writer::open(&txn, location, source, at)?;
         batch.drop_dangling_edges(|end| writer.node_exists(end))?;
 
-        for node in std::mem::take(&mut batch.nodes).into_values() {
-            changes.nodes.push(writer.upsert_node(node)?);
+        for (reference, node) in std::mem::take(&mut batch.nodes) {
+            let cleared = batch.partial.then(|| batch.cleared_nodes.get(&reference));
+            changes.nodes.push(writer.upsert_node(node, cleared)?);
         }
-        for edge in std::mem::take(&mut batch.edges).into_values() {
-            changes.edges.push(writer.upsert_edge(edge)?);
+        for (key, edge) in std::mem::take(&mut batch.edges) {
+            let cleared = batch.partial.then(|| batch.cleared_edges.get(&key));
+            changes.edges.push(writer.upsert_edge(edge, cleared)?);
         }
         for coverage in &batch.complete {
             writer.mark_unseen(coverage, &batch, &mut changes)?;
@@ -96,10 +100,20 @@ impl<'t> Writer<'t> {
         Ok(found.is_some())
     }
 
-    fn upsert_node(&mut self, node: Node) -> Result<NodeChange, StoreError> {
+    /// Stores an observation of a node. `partial` is `Some` in a partial
+    /// batch, with the properties the observation cleared.
+    fn upsert_node(
+        &mut self,
+        mut node: Node,
+        partial: Option<Option<&BTreeSet<String>>>,
+    ) -> Result<NodeChange, StoreError> {
         let reference = node.reference();
         let key = keys::node(&reference);
         let previous: Option<StoredNode> = get_json(&self.nodes, self.location, &key)?;
+        if let Some(cleared) = partial {
+            let stored = previous.as_ref().map(|p| &p.node.properties);
+            node.properties = merge(stored, cleared, std::mem::take(&mut node.properties));
+        }
         let (kind, provenance) = observe(
             previous
                 .as_ref()
@@ -118,9 +132,18 @@ impl<'t> Writer<'t> {
         Ok(NodeChange { node: stored, kind })
     }
 
-    fn upsert_edge(&mut self, edge: Edge) -> Result<EdgeChange, StoreError> {
+    /// Stores an observation of an edge; `partial` as for nodes.
+    fn upsert_edge(
+        &mut self,
+        mut edge: Edge,
+        partial: Option<Option<&BTreeSet<String>>>,
+    ) -> Result<EdgeChange, StoreError> {
         let key = keys::edge_out(&edge.kind, &edge.from, &edge.to);
         let previous: Option<StoredEdge> = get_json(&self.edges, self.location, &key)?;
+        if let Some(cleared) = partial {
+            let stored = previous.as_ref().map(|p| &p.edge.properties);
+            edge.properties = merge(stored, cleared, std::mem::take(&mut edge.properties));
+        }
         let (kind, provenance) = observe(
             previous
                 .as_ref()

@@ -17,6 +17,7 @@ backend_suite!(
     suite::replace_semantics_and_null_is_absent,
     suite::not_observed_needs_coverage,
     suite::single_records_can_be_reported_gone,
+    suite::a_partial_batch_merges_properties,
     suite::reobservation,
     suite::invalid_records_are_skipped,
     suite::edge_to_unknown_node_is_skipped,

@@ -601,3 +601,44 @@ pub async fn single_records_can_be_reported_gone(store: Arc<dyn GraphStore>) {
     assert_eq!(applied.changes.nodes.len(), 1);
     assert_eq!(applied.changes.nodes[0].kind, ChangeKind::NotObserved);
 }
+
+pub async fn a_partial_batch_merges_properties(store: Arc<dyn GraphStore>) {
+    let full = batch(
+        vec![node(
+            "Repository",
+            "github:acme/api",
+            &[
+                ("archived", Value::Boolean(false)),
+                ("protected", Value::Boolean(true)),
+            ],
+        )],
+        vec![],
+        vec![],
+    );
+    apply(&store, "github", 0, full).await;
+    let mut change = batch(
+        vec![node(
+            "Repository",
+            "github:acme/api",
+            &[
+                ("archived", Value::Boolean(true)),
+                ("protected", Value::Null),
+            ],
+        )],
+        vec![],
+        vec![],
+    );
+    change.partial = true;
+    let applied = apply(&store, "github", 1, change).await;
+    assert_eq!(applied.changes.nodes[0].kind, ChangeKind::Updated);
+    let stored = store
+        .node(&NodeRef::new("Repository", "github:acme/api"))
+        .await
+        .expect("reading the repository")
+        .expect("the repository is stored");
+    let expected: Properties = [("archived".to_owned(), Value::Boolean(true))].into();
+    assert_eq!(
+        stored.node.properties, expected,
+        "merged, and the null removed"
+    );
+}
