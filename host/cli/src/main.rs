@@ -4,10 +4,10 @@
 //! `org-mesh scan --config examples/demo/org-mesh.yaml` runs one pass and
 //! prints a report; see the README for the demo on recorded GitHub data.
 
-mod config;
 mod progress;
 mod report;
-mod scan;
+
+use org_mesh_app::{config, pipeline};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,8 +115,11 @@ async fn scan_command(path: PathBuf, json: bool, fail_on: Option<Severity>) -> E
         }
     };
     let progress = progress::Progress::new(true);
-    let report = match scan::run(&config, &progress).await {
-        Ok(r) => r,
+    let report = match pipeline::run(&config, &progress).await {
+        Ok(r) => {
+            progress.finish();
+            r
+        }
         Err(e) => {
             progress.finish();
             return fail(&format!("scan failed: {e:#}"));

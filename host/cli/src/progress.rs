@@ -24,16 +24,18 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
-    pub fn step(&self, what: &str) {
-        tracing::debug!(step = what, "Scan step");
-        if let Some(bar) = &self.bar {
-            bar.set_message(what.to_string());
-        }
-    }
-
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl org_mesh_app::pipeline::Progress for Progress {
+    fn step(&self, what: &str) {
+        tracing::debug!(step = what, "Scan step");
+        if let Some(bar) = &self.bar {
+            bar.set_message(what.to_string());
         }
     }
 }

@@ -7,7 +7,7 @@ use org_mesh_model::{Severity, properties_to_json};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-use crate::scan::{Reported, ScanReport};
+use org_mesh_app::pipeline::{Reported, ScanReport};
 
 fn ts(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()

@@ -123,3 +123,78 @@ pub struct Reviews {
 pub struct Toggle {
     pub enabled: Option<bool>,
 }
+
+/// A branch protection rule as `branch_protection_rule` webhooks carry it.
+/// Its settings are enforcement levels (`off`, `non_admins`, `everyone`)
+/// where the REST protection document has on/off rule objects.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProtectionRule {
+    /// The branch name pattern; webhooks call it `name`, the REST API and
+    /// GraphQL `pattern`.
+    pub name: Option<String>,
+    pub pattern: Option<String>,
+    pub admin_enforced: Option<bool>,
+    pub pull_request_reviews_enforcement_level: Option<String>,
+    pub required_approving_review_count: Option<i64>,
+    pub dismiss_stale_reviews_on_push: Option<bool>,
+    pub require_code_owner_review: Option<bool>,
+    pub required_status_checks_enforcement_level: Option<String>,
+    pub strict_required_status_checks_policy: Option<bool>,
+    pub allow_force_pushes_enforcement_level: Option<String>,
+    pub allow_deletions_enforcement_level: Option<String>,
+    #[serde(alias = "required_linear_history_enforcement_level")]
+    pub linear_history_requirement_enforcement_level: Option<String>,
+    pub signature_requirement_enforcement_level: Option<String>,
+    pub required_conversation_resolution_level: Option<String>,
+}
+
+/// Whether a rule with this enforcement level is in force for anyone. An
+/// unknown level is taken as in force: for `allow_*` rules that reads as
+/// the riskier setting, which drift rules would rather see than miss.
+fn enforced(level: Option<&str>) -> Option<bool> {
+    level.map(|l| !l.eq_ignore_ascii_case("off"))
+}
+
+impl ProtectionRule {
+    pub fn pattern(&self) -> Option<&str> {
+        self.pattern.as_deref().or(self.name.as_deref())
+    }
+
+    /// The rule in the shape of the REST protection document, so that one
+    /// function flattens both into the same properties. A level of `off`
+    /// is a rule object GitHub would leave out; a missing level leaves the
+    /// rule unknown.
+    pub fn protection(&self) -> Protection {
+        let toggle = |level: &Option<String>| {
+            Some(Toggle {
+                enabled: enforced(level.as_deref()),
+            })
+        };
+        let reviews = match enforced(self.pull_request_reviews_enforcement_level.as_deref()) {
+            Some(false) => None,
+            _ => Some(Reviews {
+                required_approving_review_count: self.required_approving_review_count,
+                dismiss_stale_reviews: self.dismiss_stale_reviews_on_push,
+                require_code_owner_reviews: self.require_code_owner_review,
+            }),
+        };
+        let checks = match enforced(self.required_status_checks_enforcement_level.as_deref()) {
+            Some(false) => None,
+            _ => Some(StatusChecks {
+                strict: self.strict_required_status_checks_policy,
+            }),
+        };
+        Protection {
+            required_status_checks: checks,
+            required_pull_request_reviews: reviews,
+            enforce_admins: Some(Toggle {
+                enabled: self.admin_enforced,
+            }),
+            allow_force_pushes: toggle(&self.allow_force_pushes_enforcement_level),
+            allow_deletions: toggle(&self.allow_deletions_enforcement_level),
+            required_linear_history: toggle(&self.linear_history_requirement_enforcement_level),
+            required_signatures: toggle(&self.signature_requirement_enforcement_level),
+            required_conversation_resolution: toggle(&self.required_conversation_resolution_level),
+        }
+    }
+}

@@ -173,6 +173,21 @@ fn repo_node(repo: &Repository, properties: Properties) -> Node {
     }
 }
 
+/// Every property [`protection_properties`] may set, so that a deleted rule
+/// can clear them all.
+pub const PROTECTION_PROPERTIES: [&str; 10] = [
+    "protection_enforce_admins",
+    "protection_required_approving_review_count",
+    "protection_dismiss_stale_reviews",
+    "protection_require_code_owner_reviews",
+    "protection_required_status_checks_strict",
+    "protection_allow_force_pushes",
+    "protection_allow_deletions",
+    "protection_required_linear_history",
+    "protection_required_signatures",
+    "protection_required_conversation_resolution",
+];
+
 /// The protection document flattened into `protection_*` properties.
 ///
 /// A rule object GitHub leaves out is a rule that is switched off, so the
@@ -225,6 +240,17 @@ pub fn protection_properties(p: &Protection) -> Properties {
         toggle(&p.required_conversation_resolution),
     );
     props.build()
+}
+
+/// A repository permission in the role words collaborators are listed
+/// with: GitHub's older names `pull` and `push` (team permissions, some
+/// webhooks) become `read` and `write`; other names are kept.
+pub fn permission_role(permission: &str) -> String {
+    match permission {
+        "pull" => "read".to_string(),
+        "push" => "write".to_string(),
+        other => other.to_string(),
+    }
 }
 
 pub fn edge(kind: &str, from: NodeRef, to: NodeRef, properties: Properties) -> Edge {
@@ -302,6 +328,15 @@ impl BatchBuilder {
             partial: false,
         }
     }
+
+    /// The batch as a webhook reports it: only what changed, merged into
+    /// what is stored.
+    pub fn build_partial(self) -> Batch {
+        Batch {
+            partial: true,
+            ..self.build()
+        }
+    }
 }
 
 /// A property list with just a role, and a state when given.
@@ -376,6 +411,31 @@ mod tests {
         assert_eq!(maximal["protection_dismiss_stale_reviews"], true);
         assert_eq!(maximal["protection_require_code_owner_reviews"], false);
         assert_eq!(maximal["protection_required_approving_review_count"], 1);
+        Ok(())
+    }
+
+    #[test]
+    fn every_property_a_full_document_sets_is_listed() -> Result<(), String> {
+        let on = json!({"enabled": true});
+        let full = flattened(&json!({
+            "required_pull_request_reviews": {
+                "required_approving_review_count": 2,
+                "dismiss_stale_reviews": true,
+                "require_code_owner_reviews": true,
+            },
+            "required_status_checks": {"strict": true},
+            "enforce_admins": on, "allow_force_pushes": on, "allow_deletions": on,
+            "required_linear_history": on, "required_signatures": on,
+            "required_conversation_resolution": on,
+        }))?;
+        let mut names: Vec<&str> = full
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        let mut listed = PROTECTION_PROPERTIES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(names, listed);
         Ok(())
     }
 

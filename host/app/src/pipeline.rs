@@ -17,7 +17,6 @@ use org_mesh_store::{EmbeddedStore, ExplicitMapping, GraphStore};
 use serde::Serialize;
 
 use crate::config::{Backend, Config, Instance};
-use crate::progress::Progress;
 
 /// How many times a connector may ask to be called again in one scan, so a
 /// connector whose cursor never ends cannot hold the scan for ever.
@@ -118,56 +117,227 @@ struct Instances {
     executors: Vec<Plugin>,
 }
 
-pub async fn run(config: &Config, progress: &Progress) -> anyhow::Result<ScanReport> {
-    let mut report = ScanReport::default();
+/// Reports what a scan is doing, for a progress display.
+pub trait Progress {
+    fn step(&self, what: &str);
+}
 
-    progress.step("opening the twin");
-    let store_path = config.store_path();
-    let store: Arc<dyn GraphStore> = match config.store.backend {
-        Backend::Embedded => Arc::new(
-            EmbeddedStore::open(&store_path)
-                .await
-                .with_context(|| format!("opening the twin at {}", store_path.display()))?,
-        ),
-    };
+/// The twin with everything that works on it: the store, the loaded and
+/// configured plugins, the policies and the identity mappings. `org-mesh
+/// scan` opens one for a single pass; `org-mesh serve` keeps one running.
+pub struct Twin {
+    pub store: Arc<dyn GraphStore>,
+    pub metrics: prometheus::Registry,
+    instances: Instances,
+    policy: Option<PolicySet>,
+    mappings: Vec<ExplicitMapping>,
+    /// What could not be loaded or configured, and why.
+    pub skipped: Vec<String>,
+}
 
-    progress.step("loading plugins");
-    let runtime = Runtime::new(
-        RuntimeOptions {
-            limits: config.limits(),
-            cache_dir: Some(config.state_dir.join("plugin-cache")),
-            ..RuntimeOptions::default()
-        },
-        Arc::new(MemoryKv::default()),
-        Some(Arc::new(StoreGraph(store.clone()))),
-        &prometheus::Registry::new(),
-    )
-    .context("starting the plugin runtime")?;
-    let mut plugins = BTreeMap::new();
-    for dir in &config.plugins.dirs {
-        let loaded = Registry::load_dir(&runtime, dir)
-            .await
-            .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
-        report
-            .skipped
-            .extend(loaded.failed.iter().map(|e| e.to_string()));
-        plugins.extend(loaded.plugins);
+impl std::fmt::Debug for Twin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Twin")
+            .field("store", &self.store)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
     }
-    let instances = bind_all(config, &plugins, &mut report);
+}
 
-    let policy = load_policy(config, &mut report);
-    let mappings = load_mappings(config, &mut report);
+/// What one round of detection found, decided and planned.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub detectors: Vec<String>,
+    pub findings: Vec<Reported>,
+    pub skipped: Vec<String>,
+}
 
-    for (connector, attachments) in &instances.connectors {
+impl Twin {
+    /// Opens the store, loads every plugin folder, binds the configured
+    /// instances, and loads policies and identity mappings. Broken plugins
+    /// and policies are listed in `skipped`; only an unusable store or
+    /// plugin folder is an error.
+    pub async fn open(config: &Config, progress: &dyn Progress) -> anyhow::Result<Twin> {
+        let mut report = ScanReport::default();
+        progress.step("opening the twin");
+        let store_path = config.store_path();
+        let store: Arc<dyn GraphStore> = match config.store.backend {
+            Backend::Embedded => Arc::new(
+                EmbeddedStore::open(&store_path)
+                    .await
+                    .with_context(|| format!("opening the twin at {}", store_path.display()))?,
+            ),
+        };
+
+        progress.step("loading plugins");
+        let metrics = prometheus::Registry::new();
+        let runtime = Runtime::new(
+            RuntimeOptions {
+                limits: config.limits(),
+                cache_dir: Some(config.state_dir.join("plugin-cache")),
+                ..RuntimeOptions::default()
+            },
+            Arc::new(MemoryKv::default()),
+            Some(Arc::new(StoreGraph(store.clone()))),
+            &metrics,
+        )
+        .context("starting the plugin runtime")?;
+        let mut plugins = BTreeMap::new();
+        for dir in &config.plugins.dirs {
+            let loaded = Registry::load_dir(&runtime, dir)
+                .await
+                .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
+            report
+                .skipped
+                .extend(loaded.failed.iter().map(|e| e.to_string()));
+            plugins.extend(loaded.plugins);
+        }
+        let instances = bind_all(config, &plugins, &mut report);
+        let policy = load_policy(config, &mut report);
+        let mappings = load_mappings(config, &mut report);
+        Ok(Twin {
+            store,
+            metrics,
+            instances,
+            policy,
+            mappings,
+            skipped: report.skipped,
+        })
+    }
+
+    /// The configured connectors, by instance name.
+    pub fn connector(&self, name: &str) -> Option<&Plugin> {
+        self.instances
+            .connectors
+            .iter()
+            .map(|(p, _)| p)
+            .find(|p| p.instance() == name)
+    }
+
+    pub fn connectors(&self) -> impl Iterator<Item = &Plugin> {
+        self.instances.connectors.iter().map(|(p, _)| p)
+    }
+
+    pub fn detectors(&self) -> &[Plugin] {
+        &self.instances.detectors
+    }
+
+    pub fn executors(&self) -> &[Plugin] {
+        &self.instances.executors
+    }
+
+    pub fn policy(&self) -> Option<&PolicySet> {
+        self.policy.as_ref()
+    }
+
+    /// Syncs one connector into the twin.
+    pub async fn sync(&self, index: usize, skipped: &mut Vec<String>) -> Option<ConnectorRun> {
+        let (connector, attachments) = self.instances.connectors.get(index)?;
+        Some(sync(connector, attachments, self.store.as_ref(), skipped).await)
+    }
+
+    /// Applies a batch from `source`, then re-resolves identities.
+    pub async fn ingest(
+        &self,
+        source: &str,
+        batch: org_mesh_model::Batch,
+    ) -> anyhow::Result<org_mesh_store::Applied> {
+        let mut applied = self
+            .store
+            .apply(source, now(), batch)
+            .await
+            .with_context(|| format!("applying records from {source}"))?;
+        let identity = self.resolve_identities().await?;
+        applied.changes.extend(identity.changes);
+        applied.skipped.extend(identity.skipped);
+        Ok(applied)
+    }
+
+    pub async fn resolve_identities(&self) -> anyhow::Result<org_mesh_store::Applied> {
+        org_mesh_store::resolve(self.store.as_ref(), &self.mappings, now())
+            .await
+            .context("resolving identities")
+    }
+
+    /// Runs every detector over the whole twin, asks policy about each
+    /// finding and plans a dry run of each proposed fix.
+    pub async fn evaluate(&self) -> anyhow::Result<Evaluation> {
+        let mut out = Evaluation::default();
+        let snapshot = self.store.snapshot().await.context("reading the twin")?;
+        let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
+        for detector in &self.instances.detectors {
+            out.detectors.push(detector.instance().to_string());
+            match detector.detect(true, &snapshot).await {
+                Ok(found) => {
+                    out.skipped.extend(
+                        found
+                            .rejected
+                            .iter()
+                            .map(|r| format!("detector {}: {r}", detector.instance())),
+                    );
+                    for f in found.findings {
+                        findings.entry(f.fingerprint.clone()).or_insert(f);
+                    }
+                }
+                Err(e) => out
+                    .skipped
+                    .push(format!("detector {}: {e}", detector.instance())),
+            }
+        }
+
+        let at = now();
+        for finding in findings.into_values() {
+            let decision = match &self.policy {
+                Some(p) => match p.decide(&DecisionInput::from_finding(&finding, at)) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        out.skipped
+                            .push(format!("policy on {}: {e}", finding.fingerprint));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let action = match &finding.remedy {
+                Some(remedy) => Some(plan(&finding, remedy, &self.instances.executors).await),
+                None => None,
+            };
+            out.findings.push(Reported {
+                severity: decision
+                    .as_ref()
+                    .map(|d| d.effective_severity(finding.default_severity))
+                    .unwrap_or(finding.default_severity),
+                decision: decision.as_ref().map(view),
+                action,
+                finding,
+            });
+        }
+        out.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.finding.rule.cmp(&b.finding.rule))
+                .then_with(|| a.finding.subject.cmp(&b.finding.subject))
+        });
+        Ok(out)
+    }
+}
+
+/// One pass of the main job.
+pub async fn run(config: &Config, progress: &dyn Progress) -> anyhow::Result<ScanReport> {
+    let twin = Twin::open(config, progress).await?;
+    let mut report = ScanReport {
+        skipped: twin.skipped.clone(),
+        ..ScanReport::default()
+    };
+    for (index, (connector, _)) in twin.instances.connectors.iter().enumerate() {
         progress.step(&format!("syncing {}", connector.instance()));
-        let run = sync(connector, attachments, store.as_ref(), &mut report.skipped).await;
-        report.connectors.push(run);
+        if let Some(run) = twin.sync(index, &mut report.skipped).await {
+            report.connectors.push(run);
+        }
     }
 
     progress.step("resolving identities");
-    let applied = org_mesh_store::resolve(store.as_ref(), &mappings, now())
-        .await
-        .context("resolving identities")?;
+    let applied = twin.resolve_identities().await?;
     report.skipped.extend(
         applied
             .skipped
@@ -175,64 +345,11 @@ pub async fn run(config: &Config, progress: &Progress) -> anyhow::Result<ScanRep
             .map(|s| format!("identity: {}: {}", s.record, s.reason)),
     );
 
-    progress.step("detecting");
-    let snapshot = store.snapshot().await.context("reading the twin")?;
-    let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
-    for detector in &instances.detectors {
-        report.detectors.push(detector.instance().to_string());
-        match detector.detect(true, &snapshot).await {
-            Ok(out) => {
-                report.skipped.extend(
-                    out.rejected
-                        .iter()
-                        .map(|r| format!("detector {}: {r}", detector.instance())),
-                );
-                for f in out.findings {
-                    findings.entry(f.fingerprint.clone()).or_insert(f);
-                }
-            }
-            Err(e) => report
-                .skipped
-                .push(format!("detector {}: {e}", detector.instance())),
-        }
-    }
-
-    progress.step("deciding and planning");
-    let at = now();
-    for finding in findings.into_values() {
-        let decision = match &policy {
-            Some(p) => match p.decide(&DecisionInput::from_finding(&finding, at)) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    report
-                        .skipped
-                        .push(format!("policy on {}: {e}", finding.fingerprint));
-                    None
-                }
-            },
-            None => None,
-        };
-        let action = match &finding.remedy {
-            Some(remedy) => Some(plan(&finding, remedy, &instances.executors).await),
-            None => None,
-        };
-        report.findings.push(Reported {
-            severity: decision
-                .as_ref()
-                .map(|d| d.effective_severity(finding.default_severity))
-                .unwrap_or(finding.default_severity),
-            decision: decision.as_ref().map(view),
-            action,
-            finding,
-        });
-    }
-    report.findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.finding.rule.cmp(&b.finding.rule))
-            .then_with(|| a.finding.subject.cmp(&b.finding.subject))
-    });
-    progress.finish();
+    progress.step("detecting, deciding and planning");
+    let evaluation = twin.evaluate().await?;
+    report.detectors = evaluation.detectors;
+    report.findings = evaluation.findings;
+    report.skipped.extend(evaluation.skipped);
     Ok(report)
 }
 
