@@ -4,13 +4,14 @@
 //! Relative paths are resolved against the file's folder. String values in
 //! plugin `config` and `grants` may name environment variables as
 //! `${NAME}`, so one file serves every environment; an unset variable is an
-//! error naming it. Top-level settings can be overridden by `ORG_MESH_*`
-//! environment variables (see [`Config::apply_env`]).
+//! error naming it. Every setting can also be set by an environment
+//! variable named after its path: `ORG_MESH_STATE_DIR` for `state_dir`,
+//! `ORG_MESH_SERVE__LISTEN` for `serve.listen` (see [`overlay_env`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use org_mesh_runtime::Grants;
+use org_mesh_runtime::{Grants, SecretSource};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +32,92 @@ pub struct Config {
     pub detectors: Vec<Instance>,
     #[serde(default)]
     pub executors: Vec<Instance>,
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// Settings of `org-mesh serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The address the HTTP service listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The largest request body accepted, on every route.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// How often every connector is synced; 0 syncs only at start.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_secs: u64,
+    /// Bearer tokens of the API, each with a role.
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: default_listen(),
+            body_limit_bytes: default_body_limit(),
+            sync_interval_secs: default_sync_interval(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_body_limit() -> usize {
+    1 << 20
+}
+
+fn default_sync_interval() -> u64 {
+    300
+}
+
+/// What an API token may do; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Approver,
+    Admin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it, for logs and audit.
+    pub name: String,
+    pub role: Role,
+    pub secret: SecretSource,
+}
+
+/// A route on which an outside system pushes to a connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub provider: WebhookProvider,
+    /// GitHub: the HMAC key of `X-Hub-Signature-256`. GitLab: the value of
+    /// `X-Gitlab-Token`.
+    pub secret: SecretSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookProvider {
+    Github,
+    Gitlab,
+}
+
+/// Serves a SCIM 2.0 endpoint for this connector at `/scim/v2/<name>/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// The bearer token the identity provider sends.
+    pub token: SecretSource,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -104,6 +191,12 @@ pub struct Instance {
     /// Files handed to a connector's sync, by name.
     #[serde(default)]
     pub attachments: BTreeMap<String, PathBuf>,
+    /// Connectors only: receive webhooks at `/webhooks/<provider>/<name>`.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    /// Connectors only: serve SCIM 2.0 at `/scim/v2/<name>/`.
+    #[serde(default)]
+    pub scim: Option<ScimConfig>,
 }
 
 /// Everything wrong with a configuration, each problem naming its field.
@@ -125,7 +218,7 @@ impl Config {
         let mut config: Config =
             serde_saphyr::from_str(&text).map_err(|e| err(vec![e.to_string()]))?;
         let mut problems = Vec::new();
-        config.apply_env();
+        config.overlay_env(std::env::vars(), &mut problems);
         config.expand_variables(&mut problems);
         config.check(&mut problems);
         if !problems.is_empty() {
@@ -136,25 +229,81 @@ impl Config {
         Ok(config)
     }
 
-    /// `ORG_MESH_STATE_DIR`, `ORG_MESH_STORE_PATH`, `ORG_MESH_POLICIES_DIR`
-    /// and `ORG_MESH_PLUGINS_DIRS` (colon-separated) replace the file's
-    /// values.
-    fn apply_env(&mut self) {
-        if let Ok(v) = std::env::var("ORG_MESH_STATE_DIR") {
-            self.state_dir = v.into();
-        }
-        if let Ok(v) = std::env::var("ORG_MESH_STORE_PATH") {
-            self.store.path = Some(v.into());
-        }
-        if let Ok(v) = std::env::var("ORG_MESH_POLICIES_DIR") {
-            self.policies.dir = v.into();
-        }
-        if let Ok(v) = std::env::var("ORG_MESH_PLUGINS_DIRS") {
-            self.plugins.dirs = v
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect();
+    /// Sets settings from `ORG_MESH_<PATH>` variables, the path's parts
+    /// joined by `__`: `ORG_MESH_STATE_DIR`, `ORG_MESH_STORE__PATH`,
+    /// `ORG_MESH_PLUGINS__DIRS` (`:`-separated), `ORG_MESH_POLICIES__DIR`,
+    /// `ORG_MESH_IDENTITY__MAPPINGS`, `ORG_MESH_SERVE__LISTEN`,
+    /// `ORG_MESH_SERVE__BODY_LIMIT_BYTES`, `ORG_MESH_SERVE__SYNC_INTERVAL_SECS`.
+    /// Logs are set by `ORG_MESH_LOG` and `ORG_MESH_LOG_FORMAT`. Plugin instances take `${NAME}` in their
+    /// values instead. Other `ORG_MESH_*` variables (such as `ORG_MESH_LOG`)
+    /// belong to the command line and are left alone.
+    pub fn overlay_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+        problems: &mut Vec<String>,
+    ) {
+        let mut vars: Vec<(String, String)> = vars
+            .filter_map(|(k, v)| Some((k.strip_prefix("ORG_MESH_")?.to_ascii_lowercase(), v)))
+            .collect();
+        vars.sort();
+        for (path, value) in vars {
+            let number = |what: &str| {
+                value.parse::<u64>().map_err(|_| {
+                    format!("ORG_MESH_{}: {value:?} is not {what}", path.to_uppercase())
+                })
+            };
+            let result = match path.as_str() {
+                "state_dir" => {
+                    self.state_dir = value.clone().into();
+                    Ok(())
+                }
+                "store__path" => {
+                    self.store.path = Some(value.clone().into());
+                    Ok(())
+                }
+                "plugins__dirs" => {
+                    self.plugins.dirs = value
+                        .split(':')
+                        .filter(|d| !d.is_empty())
+                        .map(PathBuf::from)
+                        .collect();
+                    Ok(())
+                }
+                "policies__dir" => {
+                    self.policies.dir = value.clone().into();
+                    Ok(())
+                }
+                "identity__mappings" => {
+                    self.identity.mappings = Some(value.clone().into());
+                    Ok(())
+                }
+                "serve__listen" => {
+                    self.serve.listen = value.clone();
+                    Ok(())
+                }
+                "serve__body_limit_bytes" => number("a byte count").and_then(|n| {
+                    usize::try_from(n)
+                        .map(|n| self.serve.body_limit_bytes = n)
+                        .map_err(|e| e.to_string())
+                }),
+                "serve__sync_interval_secs" => {
+                    number("a number of seconds").map(|n| self.serve.sync_interval_secs = n)
+                }
+                other
+                    if ["store", "plugins", "policies", "identity", "serve"]
+                        .iter()
+                        .any(|top| other.starts_with(&format!("{top}__"))) =>
+                {
+                    Err(format!(
+                        "ORG_MESH_{}: no such setting",
+                        other.to_uppercase()
+                    ))
+                }
+                _ => Ok(()),
+            };
+            if let Err(problem) = result {
+                problems.push(problem);
+            }
         }
     }
 
@@ -207,6 +356,12 @@ impl Config {
                 if kind != "connectors" && !inst.attachments.is_empty() {
                     problems.push(format!(
                         "{kind}.{}.attachments: only connectors take attachments",
+                        inst.name
+                    ));
+                }
+                if kind != "connectors" && (inst.webhook.is_some() || inst.scim.is_some()) {
+                    problems.push(format!(
+                        "{kind}.{}: only connectors take webhook or scim",
                         inst.name
                     ));
                 }
@@ -341,6 +496,39 @@ mod tests {
         assert!(
             err.iter()
                 .any(|p| p.contains("ORG_MESH_TEST_SURELY_UNSET is not set"))
+        );
+    }
+
+    #[test]
+    fn environment_variables_set_settings_by_path() {
+        let mut config = load("plugins: {dirs: [p]}\npolicies: {dir: q}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut problems = Vec::new();
+        let vars = [
+            ("ORG_MESH_SERVE__LISTEN", "0.0.0.0:9000"),
+            ("ORG_MESH_SERVE__SYNC_INTERVAL_SECS", "60"),
+            ("ORG_MESH_PLUGINS__DIRS", "/a:/b"),
+            ("ORG_MESH_STATE_DIR", "/var/lib/org-mesh"),
+            ("ORG_MESH_SERVE__BODY_LIMIT_BYTES", "lots"),
+            ("ORG_MESH_SERVE__COLOUR", "red"),
+            ("ORG_MESH_LOG", "debug"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        config.overlay_env(vars.into_iter(), &mut problems);
+        assert_eq!(config.serve.listen, "0.0.0.0:9000");
+        assert_eq!(config.serve.sync_interval_secs, 60);
+        assert_eq!(
+            config.plugins.dirs,
+            [PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/org-mesh"));
+        assert_eq!(
+            problems,
+            [
+                "ORG_MESH_SERVE__BODY_LIMIT_BYTES: \"lots\" is not a byte count",
+                "ORG_MESH_SERVE__COLOUR: no such setting"
+            ]
         );
     }
 

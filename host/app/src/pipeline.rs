@@ -130,7 +130,10 @@ pub struct Twin {
     pub metrics: prometheus::Registry,
     instances: Instances,
     policy: Option<PolicySet>,
-    mappings: Vec<ExplicitMapping>,
+    /// `None` when the mappings file could not be read: identities are then
+    /// left as they are rather than resolved without it, which would drop
+    /// every explicit link.
+    mappings: Option<Vec<ExplicitMapping>>,
     /// What could not be loaded or configured, and why.
     pub skipped: Vec<String>,
 }
@@ -254,7 +257,10 @@ impl Twin {
     }
 
     pub async fn resolve_identities(&self) -> anyhow::Result<org_mesh_store::Applied> {
-        org_mesh_store::resolve(self.store.as_ref(), &self.mappings, now())
+        let Some(mappings) = &self.mappings else {
+            return Ok(org_mesh_store::Applied::default());
+        };
+        org_mesh_store::resolve(self.store.as_ref(), mappings, now())
             .await
             .context("resolving identities")
     }
@@ -455,9 +461,9 @@ fn load_policy(config: &Config, report: &mut ScanReport) -> Option<PolicySet> {
     }
 }
 
-fn load_mappings(config: &Config, report: &mut ScanReport) -> Vec<ExplicitMapping> {
+fn load_mappings(config: &Config, report: &mut ScanReport) -> Option<Vec<ExplicitMapping>> {
     let Some(path) = &config.identity.mappings else {
-        return Vec::new();
+        return Some(Vec::new());
     };
     let parsed = std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
@@ -465,12 +471,13 @@ fn load_mappings(config: &Config, report: &mut ScanReport) -> Vec<ExplicitMappin
             serde_saphyr::from_str::<Vec<ExplicitMapping>>(&text).map_err(|e| e.to_string())
         });
     match parsed {
-        Ok(m) => m,
+        Ok(m) => Some(m),
         Err(e) => {
-            report
-                .skipped
-                .push(format!("identity mappings {}: {e}", path.display()));
-            Vec::new()
+            report.skipped.push(format!(
+                "identity mappings {}: {e}; identities are left as they were",
+                path.display()
+            ));
+            None
         }
     }
 }

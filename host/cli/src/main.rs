@@ -46,9 +46,20 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Exit with status 3 when a finding at or above this severity is
-        /// not suppressed.
+        /// not suppressed: info, low, medium, high or critical.
         #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
         fail_on: Option<Severity>,
+        /// Exit with status 4 when a sync failed or anything was skipped,
+        /// so CI cannot pass on a scan that did not see everything.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Run continuously: scheduled syncs, webhook and SCIM routes, the API
+    /// and /metrics.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, env = "ORG_MESH_CONFIG", default_value = "org-mesh.yaml")]
+        config: PathBuf,
     },
 }
 
@@ -61,6 +72,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -72,6 +84,8 @@ fn init_logging(format: LogFormat) {
 const EXIT_FAILED: u8 = 2;
 /// The scan ran and found something at or above `--fail-on`.
 const EXIT_FINDINGS: u8 = 3;
+/// With `--strict`: the scan ran but did not see everything.
+const EXIT_INCOMPLETE: u8 = 4;
 
 /// Tells the user why org-mesh could not do its job, and exits 2.
 #[expect(
@@ -81,6 +95,12 @@ const EXIT_FINDINGS: u8 = 3;
 fn fail(message: &str) -> ExitCode {
     eprintln!("org-mesh: {message}");
     ExitCode::from(EXIT_FAILED)
+}
+
+/// One line on stderr that says why the exit status is what it is.
+#[expect(clippy::print_stderr, reason = "the CLI explains its exit status")]
+fn note(message: &str) {
+    eprintln!("org-mesh: {message}");
 }
 
 fn main() -> ExitCode {
@@ -98,21 +118,61 @@ fn main() -> ExitCode {
             config,
             json,
             fail_on,
-        } => runtime.block_on(scan_command(config, json, fail_on)),
+            strict,
+        } => runtime.block_on(scan_command(config, json, fail_on, strict)),
+        Command::Serve { config } => runtime.block_on(serve_command(config)),
     }
 }
 
-async fn scan_command(path: PathBuf, json: bool, fail_on: Option<Severity>) -> ExitCode {
-    let config = match config::Config::load(&path) {
+fn load_config(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::Config::load(path).map_err(|e| {
+        let problems: Vec<String> = e.problems.iter().map(|p| format!("\n  - {p}")).collect();
+        fail(&format!(
+            "configuration {}:{}",
+            e.path.display(),
+            problems.concat()
+        ))
+    })
+}
+
+async fn serve_command(path: PathBuf) -> ExitCode {
+    let config = match load_config(&path) {
         Ok(c) => c,
-        Err(e) => {
-            let problems: Vec<String> = e.problems.iter().map(|p| format!("\n  - {p}")).collect();
-            return fail(&format!(
-                "configuration {}:{}",
-                e.path.display(),
-                problems.concat()
-            ));
+        Err(code) => return code,
+    };
+    match org_mesh_app::serve::run(config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("serve failed: {e:#}")),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, which Kubernetes sends before killing a
+/// pod: the server then drains requests in flight.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
         }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("Shutting down; draining requests in flight");
+}
+
+async fn scan_command(
+    path: PathBuf,
+    json: bool,
+    fail_on: Option<Severity>,
+    strict: bool,
+) -> ExitCode {
+    let config = match load_config(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let progress = progress::Progress::new(true);
     let report = match pipeline::run(&config, &progress).await {
@@ -135,14 +195,31 @@ async fn scan_command(path: PathBuf, json: bool, fail_on: Option<Severity>) -> E
     };
     print!("{rendered}");
 
-    let tripped = fail_on.is_some_and(|threshold| {
-        report
+    let tripped = fail_on.and_then(|threshold| {
+        let n = report
             .findings
             .iter()
-            .any(|r| !r.suppressed() && r.severity >= threshold)
+            .filter(|r| !r.suppressed() && r.severity >= threshold)
+            .count();
+        (n > 0).then_some((n, threshold))
     });
-    if tripped {
+    let failed_syncs = report
+        .connectors
+        .iter()
+        .filter(|c| c.error.is_some())
+        .count();
+    let incomplete = strict && (failed_syncs > 0 || !report.skipped.is_empty());
+    if let Some((n, threshold)) = tripped {
+        note(&format!(
+            "{n} finding(s) at or above {threshold}; exiting 3"
+        ));
         ExitCode::from(EXIT_FINDINGS)
+    } else if incomplete {
+        note(&format!(
+            "{failed_syncs} sync(s) failed and {} item(s) were skipped; exiting 4",
+            report.skipped.len()
+        ));
+        ExitCode::from(EXIT_INCOMPLETE)
     } else {
         ExitCode::SUCCESS
     }

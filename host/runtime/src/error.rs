@@ -7,10 +7,10 @@ use std::path::PathBuf;
 /// Why a plugin could not be loaded. The plugin is skipped; others load.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("manifest {path}: {problem}")]
     Manifest { path: PathBuf, problem: String },
@@ -41,6 +41,14 @@ pub enum LoadError {
         plugin: String,
         version: String,
         problem: String,
+    },
+    #[error(
+        "plugin {plugin}: built against the plugin contract {found}, but this org-mesh speaks {expected}; rebuild it with the matching org-mesh-plugin crate"
+    )]
+    Contract {
+        plugin: String,
+        found: String,
+        expected: String,
     },
     #[error("plugin {0} is loaded twice: names must be unique")]
     Duplicate(String),

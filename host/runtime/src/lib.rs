@@ -24,7 +24,7 @@ pub use error::{CallError, Failure, LoadError, PluginFailure};
 pub use host::{Grants, GraphReader, KvStore, MemoryKv, SecretSource};
 pub use manifest::{Capability, Kind, Manifest};
 pub use plugin::{
-    ActionPlan, ActionRequest, Attachment, Description, DetectOutput, Outcome, PlannedCall, Plugin,
-    RuleInfo, SyncOutput,
+    ActionPlan, ActionRequest, Attachment, Description, DetectOutput, HandleOutput, Incoming,
+    Outcome, PlannedCall, Plugin, RuleInfo, SyncOutput,
 };
 pub use registry::{Loaded, PluginStats, Registry};

@@ -69,7 +69,7 @@ impl Capability {
     }
 
     /// The capability behind an imported interface name such as
-    /// `org-mesh:plugin/http@0.1.0`; `None` for interfaces that are not ours.
+    /// `org-mesh:plugin/http@0.2.0`; `None` for interfaces that are not ours.
     pub fn of_import(name: &str) -> Option<Capability> {
         let rest = name.strip_prefix("org-mesh:plugin/")?;
         let iface = rest.split('@').next()?;
@@ -125,9 +125,9 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }

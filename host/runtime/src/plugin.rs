@@ -55,6 +55,27 @@ pub struct SyncOutput {
     pub more: bool,
 }
 
+/// An HTTP request routed to a connector, already authenticated.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub method: String,
+    /// Below the connector's route, with the query string.
+    pub path: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A connector's answer to a pushed request, and the records it yields.
+#[derive(Debug, Clone)]
+pub struct HandleOutput {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub batch: model::Batch,
+    pub skipped: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct DetectOutput {
     pub findings: Vec<model::Finding>,
@@ -133,9 +154,9 @@ impl Runtime {
     /// pre-instantiates it for its kind's world and runs its self-check.
     pub async fn load(&self, manifest: Manifest) -> Result<Plugin, LoadError> {
         let plugin = manifest.name.clone();
-        let bytes = std::fs::read(&manifest.component).map_err(|source| LoadError::Read {
+        let bytes = std::fs::read(&manifest.component).map_err(|error| LoadError::Read {
             path: manifest.component.clone(),
-            source,
+            error,
         })?;
         let shared = self.shared.clone();
         let compiled = tokio::task::spawn_blocking(move || {
@@ -153,6 +174,7 @@ impl Runtime {
             message: format!("{e:#}"),
         })?;
 
+        check_contract(&self.shared.engine, &component, &manifest)?;
         let pre = self.pre_instantiate(&component, &manifest)?;
         check_imports(&self.shared.engine, &component, &manifest)?;
         let stub = Inner {
@@ -224,6 +246,36 @@ impl Runtime {
             }
         })
     }
+}
+
+/// The version of the WIT package this host speaks.
+pub const CONTRACT: &str = "0.2.0";
+
+/// A component built against another version of the contract cannot be
+/// linked; say so plainly rather than with a type mismatch.
+fn check_contract(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    manifest: &Manifest,
+) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let names = ty
+        .imports(engine)
+        .map(|(n, _)| n)
+        .chain(ty.exports(engine).map(|(n, _)| n));
+    for name in names {
+        if let Some(rest) = name.strip_prefix("org-mesh:plugin/") {
+            let found = rest.split_once('@').map(|(_, v)| v).unwrap_or("none");
+            if found != CONTRACT {
+                return Err(LoadError::Contract {
+                    plugin: manifest.name.clone(),
+                    found: found.to_string(),
+                    expected: CONTRACT.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every `org-mesh:plugin` interface the component imports must be one its
@@ -660,6 +712,39 @@ impl Plugin {
             skipped,
             cursor: resp.cursor,
             more: resp.more,
+        })
+    }
+
+    /// Hands a pushed request (a webhook delivery, a SCIM change) to a
+    /// connector.
+    pub async fn handle(&self, request: &Incoming) -> Result<HandleOutput, CallError> {
+        let Pre::Connector(pre) = &self.inner.pre else {
+            return Err(self.wrong_kind("handle", Kind::Connector));
+        };
+        let req = wc::IncomingRequest {
+            config: self.config.to_string(),
+            method: request.method.clone(),
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+        };
+        let resp = self
+            .call("handle", async |store| {
+                let p = pre.instantiate_async(&mut *store).await?;
+                p.org_mesh_plugin_connector()
+                    .call_handle(&mut *store, &req)
+                    .await
+            })
+            .await?;
+        let (batch, skipped) = convert::batch_in(resp.batch);
+        let size = batch.approx_size() + resp.response.body.len() as u64;
+        self.check_size("handle", size)?;
+        Ok(HandleOutput {
+            status: resp.response.status,
+            headers: resp.response.headers,
+            body: resp.response.body,
+            batch,
+            skipped,
         })
     }
 

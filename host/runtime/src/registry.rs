@@ -158,9 +158,9 @@ pub struct Registry;
 
 impl Registry {
     pub async fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Loaded, LoadError> {
-        let read_err = |source| LoadError::Read {
+        let read_err = |error| LoadError::Read {
             path: dir.to_path_buf(),
-            source,
+            error,
         };
         let mut manifests: Vec<_> = std::fs::read_dir(dir)
             .map_err(read_err)?

@@ -330,7 +330,7 @@ async fn an_import_the_manifest_does_not_ask_for_is_refused_at_load() {
     let err = load_err(dir.path()).await;
     assert_eq!(
         err,
-        "plugin misbehaving: the component imports org-mesh:plugin/graph@0.1.0 but the manifest does not ask for graph"
+        "plugin misbehaving: the component imports org-mesh:plugin/graph@0.2.0 but the manifest does not ask for graph"
     );
 }
 

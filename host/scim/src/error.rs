@@ -136,7 +136,9 @@ impl IntoResponse for ScimError {
             Self::Repository(source) => {
                 tracing::error!(error = %source, "SCIM resource store failed");
             }
-            other => tracing::debug!(status = %other.status(), detail = %other, "SCIM request refused"),
+            other => {
+                tracing::debug!(status = %other.status(), detail = %other, "SCIM request refused")
+            }
         }
         let status = self.status();
         let mut response = crate::http::scim_json(status, &self.to_body());

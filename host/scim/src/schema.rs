@@ -11,8 +11,6 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-pub const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -77,7 +75,10 @@ impl Attr {
         }
     }
     const fn multi(self) -> Self {
-        Self { multi: true, ..self }
+        Self {
+            multi: true,
+            ..self
+        }
     }
     const fn required(self) -> Self {
         Self {
@@ -123,11 +124,11 @@ impl Attr {
             "name": self.name,
             "type": match self.ty {
                 Ty::String => "string",
-                Ty::Boolean => "boolean",
-                Ty::DateTime => "dateTime",
-                Ty::Reference => "reference",
-                Ty::Binary => "binary",
-                Ty::Complex => "complex",
+                Boolean => "boolean",
+                DateTime => "dateTime",
+                Reference => "reference",
+                Binary => "binary",
+                Complex => "complex",
             },
             "multiValued": self.multi,
             "description": self.name,
@@ -135,9 +136,9 @@ impl Attr {
             "caseExact": self.case_exact,
             "mutability": match self.mutability {
                 Mutability::ReadWrite => "readWrite",
-                Mutability::ReadOnly => "readOnly",
-                Mutability::Immutable => "immutable",
-                Mutability::WriteOnly => "writeOnly",
+                ReadOnly => "readOnly",
+                Immutable => "immutable",
+                WriteOnly => "writeOnly",
             },
             "returned": match self.returned {
                 Returned::Default => "default",
@@ -150,7 +151,7 @@ impl Attr {
             if !self.canonical.is_empty() {
                 map.insert("canonicalValues".into(), json!(self.canonical));
             }
-            if self.ty == Ty::Reference {
+            if self.ty == Reference {
                 map.insert("referenceTypes".into(), json!(self.references));
             }
             if !self.sub.is_empty() {
@@ -386,7 +387,13 @@ impl ResourceKind {
 }
 
 fn meta(resource_type: &str, location: String) -> Value {
-    json!({ "resourceType": resource_type, "location": location })
+    let mut meta = Map::new();
+    meta.insert(
+        "resourceType".into(),
+        Value::String(resource_type.to_owned()),
+    );
+    meta.insert("location".into(), Value::String(location));
+    Value::Object(meta)
 }
 
 fn schema_doc(base: &str, id: &str, name: &str, attrs: &[Attr]) -> Value {

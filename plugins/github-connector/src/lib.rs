@@ -1,26 +1,32 @@
 //! The GitHub connector plugin: pulls one GitHub organisation (members and
 //! their roles, two-factor status, pending invitations, teams, repositories,
-//! collaborators and default-branch protection) into the twin.
+//! collaborators and default-branch protection) into the twin, and keeps it
+//! current from the organisation's webhook deliveries.
 //!
 //! Build the component with
 //! `cargo build --target wasm32-wasip2 --profile plugin -p github-connector`;
 //! `cargo test -p github-connector` runs the parsing and request-order tests
-//! natively against a scripted transport.
+//! natively against a scripted transport, and every example of the mapped
+//! events in `@octokit/webhooks-examples` (installed by `.ci/setup`).
 
 mod config;
 mod github;
+mod payload;
 mod records;
 mod scan;
+mod webhook;
 
 use org_mesh_plugin::connector::{
-    Guest, HandleResponse, IncomingRequest, SyncRequest, SyncResponse,
+    Guest, HandleResponse, IncomingRequest, OutgoingResponse, SyncRequest, SyncResponse,
 };
 use org_mesh_plugin::http::AuthScheme;
 use org_mesh_plugin::rest::{Client, Transport};
 use org_mesh_plugin::types::{Description, PluginError};
 
 pub use config::Config;
+pub use records::PROTECTION_PROPERTIES;
 pub use scan::{Note, Scan, scan};
+pub use webhook::{EVENTS, Handled, handle};
 
 pub const NAME: &str = "github-connector";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -49,7 +55,7 @@ impl Guest for GithubConnector {
             name: NAME.into(),
             version: VERSION.into(),
             summary: "Pulls a GitHub organisation's members, invitations, teams, repositories, \
-                      collaborators and branch protection; webhooks are not handled by this version"
+                      collaborators and branch protection, and applies its webhook deliveries"
                 .into(),
             rules: Vec::new(),
             actions: Vec::new(),
@@ -74,10 +80,24 @@ impl Guest for GithubConnector {
         })
     }
 
-    fn handle(_req: IncomingRequest) -> Result<HandleResponse, PluginError> {
-        Err(PluginError::InvalidInput(
-            "webhooks are not handled by this version".into(),
-        ))
+    fn handle(req: IncomingRequest) -> Result<HandleResponse, PluginError> {
+        let Handled {
+            status,
+            body,
+            batch,
+            notes,
+        } = handle(&req)?;
+        for note in notes {
+            org_mesh_plugin::log::emit(note.level, &note.message, &note.fields);
+        }
+        Ok(HandleResponse {
+            response: OutgoingResponse {
+                status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.into_bytes(),
+            },
+            batch,
+        })
     }
 }
 

@@ -16,8 +16,9 @@ pub struct Payload {
 
 impl Payload {
     pub fn parse(event: &str, body: &[u8]) -> Result<Self, PluginError> {
-        let root: Json = serde_json::from_slice(body)
-            .map_err(|e| PluginError::InvalidInput(format!("{event}: the body is not JSON: {e}")))?;
+        let root: Json = serde_json::from_slice(body).map_err(|e| {
+            PluginError::InvalidInput(format!("{event}: the body is not JSON: {e}"))
+        })?;
         if !root.is_object() {
             return Err(PluginError::InvalidInput(format!(
                 "{event}: the body is not a JSON object"

@@ -104,6 +104,15 @@ pub fn user_properties(user: &User, mfa_enabled: Option<bool>) -> Properties {
         .build()
 }
 
+/// What is known of an account named only by its login, such as the
+/// invitee of a pending invitation.
+pub fn login_properties(login: &str) -> Properties {
+    Props::new()
+        .text("provider", PROVIDER)
+        .text("login", login)
+        .build()
+}
+
 /// GitHub's invitation roles in the words org memberships use.
 pub fn invitation_role(invitation: &Invitation) -> Option<String> {
     let role = invitation.role.as_deref()?;

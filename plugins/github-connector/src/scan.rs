@@ -314,11 +314,7 @@ fn add_invitations(out: &mut BatchBuilder, org: &str, invitations: &[Invitation]
             email_only += 1;
             continue;
         };
-        let props = org_mesh_plugin::props::Props::new()
-            .text("provider", records::PROVIDER)
-            .text("login", login)
-            .build();
-        let account = out.account(login, props);
+        let account = out.account(login, records::login_properties(login));
         let role = records::invitation_role(invitation);
         out.edge(records::edge(
             "MEMBER_OF",

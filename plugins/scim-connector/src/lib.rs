@@ -1,20 +1,23 @@
 //! The SCIM connector plugin: reads users and groups from an identity
 //! provider (Okta, Entra ID or any SCIM 2.0 service provider) into the twin,
 //! either from the provider's SCIM endpoint or from ListResponse files the
-//! operator exported and attached.
+//! operator exported and attached; and applies the users and groups an
+//! identity provider pushes to the host's SCIM service for this instance.
 //!
 //! Build the component with
 //! `cargo build --target wasm32-wasip2 --profile plugin -p scim-connector`;
 //! `cargo test -p scim-connector` runs the parser against the RFC 7643/7644
-//! examples natively.
+//! examples natively, and the pushed-request mapping against RFC and
+//! Entra ID shaped resources.
 
 mod config;
+mod push;
 mod records;
 mod scim;
 mod source;
 
 use org_mesh_plugin::connector::{
-    Guest, HandleResponse, IncomingRequest, SyncRequest, SyncResponse,
+    Guest, HandleResponse, IncomingRequest, OutgoingResponse, SyncRequest, SyncResponse,
 };
 use org_mesh_plugin::http::AuthScheme;
 use org_mesh_plugin::log::{self, Level};
@@ -22,6 +25,7 @@ use org_mesh_plugin::rest::{Client, Transport};
 use org_mesh_plugin::types::{Batch, Description, PluginError};
 
 pub use config::{Config, Provider};
+pub use push::{DEPROVISIONED, handle as handle_push};
 pub use source::Listing;
 
 pub const NAME: &str = "scim-connector";
@@ -61,7 +65,8 @@ impl Guest for ScimConnector {
             name: NAME.into(),
             version: VERSION.into(),
             summary: "Reads users and groups from Okta, Entra ID or any SCIM 2.0 service \
-                      provider, or from exported SCIM ListResponse files"
+                      provider, or from exported SCIM ListResponse files, and applies the \
+                      ones a provider pushes over SCIM"
                 .into(),
             rules: Vec::new(),
             actions: Vec::new(),
@@ -82,10 +87,25 @@ impl Guest for ScimConnector {
         })
     }
 
-    fn handle(_req: IncomingRequest) -> Result<HandleResponse, PluginError> {
-        Err(PluginError::InvalidInput(
-            "this connector pulls; it serves no SCIM endpoint".into(),
-        ))
+    fn handle(req: IncomingRequest) -> Result<HandleResponse, PluginError> {
+        let batch = handle_push(&req)?;
+        log::emit(
+            Level::Debug,
+            "Mapped a pushed SCIM change",
+            &[
+                ("method".to_string(), req.method),
+                ("nodes".to_string(), batch.nodes.len().to_string()),
+                ("edges".to_string(), batch.edges.len().to_string()),
+            ],
+        );
+        Ok(HandleResponse {
+            response: OutgoingResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{}".to_vec(),
+            },
+            batch,
+        })
     }
 }
 

@@ -21,6 +21,56 @@ fn node_ref(label: &str, provider: Provider, id: &str) -> NodeRef {
     }
 }
 
+pub fn account_ref(provider: Provider, id: &str) -> NodeRef {
+    node_ref("Account", provider, id)
+}
+
+pub fn group_ref(provider: Provider, id: &str) -> NodeRef {
+    node_ref("Group", provider, id)
+}
+
+/// Every property [`account`] may set, so that a pushed user can clear the
+/// ones its provider no longer sends; `deprovisioned` is set only by a push
+/// of a deletion and cleared by any later push of the user.
+pub const ACCOUNT_PROPERTIES: [&str; 12] = [
+    "provider",
+    "user_name",
+    "email",
+    "emails",
+    "external_id",
+    "active",
+    "display_name",
+    "given_name",
+    "family_name",
+    "employee_number",
+    "department",
+    "manager_id",
+];
+
+/// Every property [`group`] may set.
+pub const GROUP_PROPERTIES: [&str; 3] = ["provider", "display_name", "external_id"];
+
+/// Adds an explicit null for each listed property the node lacks, so that
+/// a partial batch, which merges, still removes what the resource dropped.
+pub fn clear_missing(mut node: Node, names: &[&str]) -> Node {
+    for name in names {
+        if !node.properties.iter().any(|(k, _)| k == name) {
+            node.properties
+                .push(((*name).to_string(), org_mesh_plugin::types::Value::Null));
+        }
+    }
+    node
+}
+
+pub fn member_of(from: NodeRef, to: NodeRef) -> Edge {
+    Edge {
+        kind: "MEMBER_OF".into(),
+        from,
+        to,
+        properties: Vec::new(),
+    }
+}
+
 pub fn account(provider: Provider, user: &User) -> Node {
     let mut props = Props::new()
         .text("provider", provider.as_str())
@@ -120,12 +170,7 @@ pub fn batch(provider: Provider, listing: &Listing) -> Result<(Batch, Vec<String
                 continue;
             };
             if seen.insert(from.key.clone()) {
-                edges.push(Edge {
-                    kind: "MEMBER_OF".into(),
-                    from,
-                    to: to.clone(),
-                    properties: Vec::new(),
-                });
+                edges.push(member_of(from, to.clone()));
             }
         }
         complete.push(Coverage::EdgesTo(("MEMBER_OF".into(), to)));
@@ -144,6 +189,18 @@ pub fn batch(provider: Provider, listing: &Listing) -> Result<(Batch, Vec<String
         },
         notes,
     ))
+}
+
+/// A member of a pushed group, where no listing tells users from groups:
+/// a group when the provider says so, else an account, since providers
+/// that leave `type` out (Entra ID) push users only.
+pub fn pushed_member_ref(provider: Provider, member: &scim::Member) -> NodeRef {
+    match member.kind.as_deref() {
+        Some(kind) if kind.eq_ignore_ascii_case("group") => {
+            node_ref("Group", provider, &member.value)
+        }
+        _ => node_ref("Account", provider, &member.value),
+    }
 }
 
 /// The member's own node: a nested group when the provider says so (or the

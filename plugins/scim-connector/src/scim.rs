@@ -119,14 +119,15 @@ fn kind_of(value: &Json) -> &'static str {
     }
 }
 
-/// Names a resource in messages by its position and whatever identifies it.
-fn describe(document: &str, index: usize, object: &Map<String, Json>) -> String {
+/// Names a resource in messages by where it was found and whatever
+/// identifies it.
+fn describe(place: &str, object: &Map<String, Json>) -> String {
     let name = ["userName", "displayName", "id"]
         .into_iter()
         .find_map(|a| attr(object, a).and_then(Json::as_str));
     match name {
-        Some(name) => format!("{document}: Resources[{index}] ({name:?})"),
-        None => format!("{document}: Resources[{index}]"),
+        Some(name) => format!("{place} ({name:?})"),
+        None => place.to_string(),
     }
 }
 
@@ -187,10 +188,16 @@ fn object<'a>(
         .ok_or_else(|| invalid(format!("{}: is {}, not an object", whose(), kind_of(value))))
 }
 
+/// The `index`th user of a listing.
 pub fn user(document: &str, index: usize, value: &Json) -> Result<User, PluginError> {
-    let plain = || format!("{document}: Resources[{index}]");
+    resource_user(&format!("{document}: Resources[{index}]"), value)
+}
+
+/// One user resource; `place` says where it came from in messages.
+pub fn resource_user(place: &str, value: &Json) -> Result<User, PluginError> {
+    let plain = || place.to_string();
     let object = object(value, &plain)?;
-    let whose = || describe(document, index, object);
+    let whose = || describe(place, object);
     let active = match attr(object, "active") {
         None | Some(Json::Null) => None,
         Some(raw) => Some(parse_active(raw).ok_or_else(|| {
@@ -294,10 +301,16 @@ pub fn preferred_email(emails: &[Email]) -> Option<String> {
         .map(|e| e.value.trim().to_lowercase())
 }
 
+/// The `index`th group of a listing.
 pub fn group(document: &str, index: usize, value: &Json) -> Result<Group, PluginError> {
-    let plain = || format!("{document}: Resources[{index}]");
+    resource_group(&format!("{document}: Resources[{index}]"), value)
+}
+
+/// One group resource; `place` says where it came from in messages.
+pub fn resource_group(place: &str, value: &Json) -> Result<Group, PluginError> {
+    let plain = || place.to_string();
     let object = object(value, &plain)?;
-    let whose = || describe(document, index, object);
+    let whose = || describe(place, object);
     let members = match attr(object, "members") {
         None | Some(Json::Null) => Vec::new(),
         Some(Json::Array(items)) => {

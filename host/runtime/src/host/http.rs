@@ -106,9 +106,11 @@ impl CallState {
             if !self.grants.secrets.contains_key(&auth.secret) {
                 return Err(Error::UnknownSecret(auth.secret.clone()));
             }
+            // Granted but unreadable is the operator's problem, not the
+            // plugin's: say which secret and why, as a denial.
             let value = secrets::read(self, &auth.secret).map_err(|e| match e {
                 crate::bindings::secrets::Error::Denied(m)
-                | crate::bindings::secrets::Error::Unavailable(m) => Error::UnknownSecret(m),
+                | crate::bindings::secrets::Error::Unavailable(m) => Error::Denied(m),
             })?;
             builder = match &auth.scheme {
                 AuthScheme::Bearer => builder.header("authorization", format!("Bearer {value}")),

@@ -32,6 +32,20 @@ pub enum SecretSource {
     File(std::path::PathBuf),
 }
 
+impl SecretSource {
+    /// Reads the secret now. The error names the source, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+            }
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.strip_suffix('\n').map(str::to_string).unwrap_or(s))
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
 impl std::fmt::Debug for SecretSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -1,0 +1,349 @@
+//! `/api/v1`, `/metrics`, `/healthz` and `/readyz`. Every API error has one
+//! JSON shape, `{"error": {"status", "code", "message"}}`; internals are
+//! logged, never sent.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use org_mesh_model::{Direction, EntityId, NodeRef, Severity, properties_to_json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Service;
+use crate::config::Role;
+use crate::pipeline::Reported;
+
+/// An API error: status, a stable code, and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "API request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed inside org-mesh; see its log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "message": self.message,
+        }});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The caller's role, from its bearer token.
+pub struct Caller {
+    pub role: Role,
+    pub name: String,
+}
+
+impl Caller {
+    fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs the {role:?} role; the token of {} has {:?}",
+                    self.name, self.role
+                )
+                .to_lowercase(),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Service>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorised = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorised("an Authorization: Bearer token is required"))?;
+        let bearer = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorised("the Authorization header is not a Bearer token"))?;
+        let (role, name) = service
+            .role_of(bearer)
+            .ok_or_else(|| unauthorised("the token is not known"))?;
+        Ok(Caller {
+            role,
+            name: name.to_string(),
+        })
+    }
+}
+
+pub fn routes() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/findings", get(findings))
+        .route("/api/v1/proposals", get(proposals))
+        .route("/api/v1/entities", get(entities))
+        .route("/api/v1/entities/{label}/{key}", get(entity))
+        .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/policies", get(policies))
+        .route("/api/v1/sync", post(sync))
+        .fallback(not_found)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(service): State<Arc<Service>>) -> Response {
+    if service.is_ready() {
+        "ready".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first sync has not finished",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
+    let families = service.twin.metrics.gather();
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&families)
+        .map_err(ApiError::internal)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    Ok((headers, text).into_response())
+}
+
+fn reported_json(r: &Reported) -> Value {
+    let f = &r.finding;
+    json!({
+        "fingerprint": f.fingerprint,
+        "rule": f.rule,
+        "severity": r.severity,
+        "subject": f.subject.to_string(),
+        "title": f.title,
+        "detector": f.detector,
+        "score": f.score,
+        "attributes": properties_to_json(&f.attributes),
+        "evidence": f.evidence,
+        "decision": r.decision,
+        "action": r.action,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingFilter {
+    severity: Option<String>,
+    rule: Option<String>,
+    subject: Option<String>,
+}
+
+async fn findings(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Query(filter): Query<FindingFilter>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let min = filter
+        .severity
+        .as_deref()
+        .map(str::parse::<Severity>)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let current = service.findings.read().await;
+    let list: Vec<Value> = current
+        .findings
+        .iter()
+        .filter(|r| min.is_none_or(|m| r.severity >= m))
+        .filter(|r| filter.rule.as_deref().is_none_or(|x| r.finding.rule == x))
+        .filter(|r| {
+            filter
+                .subject
+                .as_deref()
+                .is_none_or(|x| r.finding.subject.to_string() == x)
+        })
+        .map(reported_json)
+        .collect();
+    Ok(Json(json!({"findings": list})))
+}
+
+async fn proposals(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let current = service.findings.read().await;
+    let list: Vec<Value> = current
+        .findings
+        .iter()
+        .filter_map(|r| {
+            r.action.as_ref().map(|a| {
+                json!({
+                    "finding": r.finding.fingerprint,
+                    "state": "proposed",
+                    "dry_run": true,
+                    "action": a,
+                })
+            })
+        })
+        .collect();
+    Ok(Json(json!({"proposals": list})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntityFilter {
+    label: String,
+}
+
+async fn entities(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Query(filter): Query<EntityFilter>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let nodes = service
+        .twin
+        .store
+        .nodes(&filter.label)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({"entities": nodes})))
+}
+
+async fn entity(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Path((label, key)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let store = &service.twin.store;
+    let node = NodeRef::new(label, key);
+    let found = store.node(&node).await.map_err(ApiError::internal)?;
+    let Some(found) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("the twin holds no {node}"),
+        ));
+    };
+    let mut edges = Vec::new();
+    for kind in ["MEMBER_OF", "HAS_PERMISSION", "OWNS", "IDENTITY_OF"] {
+        for dir in [Direction::Outgoing, Direction::Incoming] {
+            let near = store
+                .neighbours(&node, kind, dir)
+                .await
+                .map_err(ApiError::internal)?;
+            edges.extend(
+                near.into_iter()
+                    .map(|(e, n)| json!({"edge": e, "node": n.node.reference()})),
+            );
+        }
+    }
+    let history = store
+        .history(&EntityId::Node(node))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({"entity": found, "edges": edges, "history": history}),
+    ))
+}
+
+async fn plugins(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let twin = &service.twin;
+    let list: Vec<Value> = twin
+        .connectors()
+        .chain(twin.detectors())
+        .chain(twin.executors())
+        .map(|p| {
+            json!({
+                "instance": p.instance(),
+                "plugin": p.name(),
+                "version": p.version(),
+                "kind": p.kind().as_str(),
+                "capabilities": p.granted().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "calls": p.stats().calls(),
+                "failures": p.stats().failures(),
+                "quarantined_for_secs": p.stats().quarantine_left().map(|d| d.as_secs()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"plugins": list, "not_loaded": twin.skipped})))
+}
+
+async fn policies(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(match service.twin.policy() {
+        Some(p) => json!({
+            "loaded": true,
+            "dir": p.dir(),
+            "files": p.files(),
+            "tests": p.tests(),
+        }),
+        None => json!({"loaded": false}),
+    }))
+}
+
+async fn sync(caller: Caller, State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
+    caller.require(Role::Admin)?;
+    tracing::info!(by = %caller.name, "Sync requested through the API");
+    service
+        .sync_all()
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"synced": true}))).into_response())
+}
+
+async fn openapi() -> Json<Value> {
+    Json(super::openapi::document())
+}

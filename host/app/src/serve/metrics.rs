@@ -1,0 +1,99 @@
+//! The service's Prometheus series. Their names are a contract with
+//! operators' dashboards and alerts: change them only with a migration note.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub ingest_duration: HistogramVec,
+    pub nodes: IntGaugeVec,
+    pub drift_detections: IntCounterVec,
+    pub narrative_signals: IntCounterVec,
+    pub action_success_rate: prometheus::GaugeVec,
+    pub actions: IntCounterVec,
+    pub evaluation_duration: Histogram,
+    pub reloads: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub queue_depth: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Metrics> {
+        let m = Metrics {
+            ingest_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "org_mesh_ingest_duration_seconds",
+                    "Time to apply one sync, webhook or SCIM change to the twin, by connector",
+                ),
+                &["connector"],
+            )?,
+            nodes: IntGaugeVec::new(
+                Opts::new("org_mesh_graph_nodes_count", "Nodes in the twin, by label"),
+                &["label"],
+            )?,
+            drift_detections: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_drift_detection_count",
+                    "Findings seen for the first time, by rule and severity",
+                ),
+                &["rule", "severity"],
+            )?,
+            narrative_signals: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_narrative_signals_count",
+                    "Narrative-risk signals, by signal kind",
+                ),
+                &["kind"],
+            )?,
+            action_success_rate: prometheus::GaugeVec::new(
+                Opts::new(
+                    "org_mesh_agent_action_success_rate",
+                    "Share of executed fixes that succeeded, by executor",
+                ),
+                &["executor"],
+            )?,
+            actions: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_agent_actions_total",
+                    "Executed fixes by executor and outcome; the success rate derives from it",
+                ),
+                &["executor", "outcome"],
+            )?,
+            evaluation_duration: Histogram::with_opts(HistogramOpts::new(
+                "org_mesh_evaluation_duration_seconds",
+                "Time to run detectors, policy and planning over the twin",
+            ))?,
+            reloads: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_reload_total",
+                    "Reloads of plugins and policies, by outcome",
+                ),
+                &["kind", "outcome"],
+            )?,
+            webhook_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_webhook_deliveries_total",
+                    "Webhook deliveries by connector and outcome",
+                ),
+                &["connector", "outcome"],
+            )?,
+            queue_depth: IntGauge::new(
+                "org_mesh_queue_depth",
+                "Changes waiting to be applied and evaluated",
+            )?,
+        };
+        registry.register(Box::new(m.ingest_duration.clone()))?;
+        registry.register(Box::new(m.nodes.clone()))?;
+        registry.register(Box::new(m.drift_detections.clone()))?;
+        registry.register(Box::new(m.narrative_signals.clone()))?;
+        registry.register(Box::new(m.action_success_rate.clone()))?;
+        registry.register(Box::new(m.actions.clone()))?;
+        registry.register(Box::new(m.evaluation_duration.clone()))?;
+        registry.register(Box::new(m.reloads.clone()))?;
+        registry.register(Box::new(m.webhook_deliveries.clone()))?;
+        registry.register(Box::new(m.queue_depth.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,60 @@
+//! The OpenAPI description of `/api/v1`, served at `/api/v1/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn get(summary: &str, role: &str) -> Value {
+    json!({
+        "summary": summary,
+        "description": format!("Needs a bearer token with the {role} role or higher."),
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {}}},
+            "401": {"$ref": "#/components/responses/Error"},
+            "403": {"$ref": "#/components/responses/Error"}
+        }
+    })
+}
+
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "org-mesh",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The twin of an organisation's identities and access: entities with their history, findings, proposed fixes, plugins and policies."
+        },
+        "paths": {
+            "/api/v1/findings": {"get": get("Current findings; filter by severity (at or above), rule, subject", "viewer")},
+            "/api/v1/proposals": {"get": get("Proposed fixes with their dry-run plans", "viewer")},
+            "/api/v1/entities": {"get": get("Nodes of one label (query: label)", "viewer")},
+            "/api/v1/entities/{label}/{key}": {"get": get("One node with its edges and change history", "viewer")},
+            "/api/v1/plugins": {"get": get("Loaded plugin instances, their calls, failures and quarantine", "viewer")},
+            "/api/v1/policies": {"get": get("Loaded policy files and their tests", "viewer")},
+            "/api/v1/sync": {"post": {
+                "summary": "Sync every connector now",
+                "description": "Needs the admin role.",
+                "security": [{"bearer": []}],
+                "responses": {"202": {"description": "Synced"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}}
+            }}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {
+                "description": "An error in the API's one shape",
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["status", "code", "message"],
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "code": {"type": "string"},
+                            "message": {"type": "string"}
+                        }
+                    }}
+                }}}
+            }}
+        }
+    })
+}

@@ -1,0 +1,208 @@
+//! `/webhooks/github/<connector>` and `/webhooks/gitlab/<connector>`.
+//!
+//! The host authenticates every delivery before any plugin sees it: GitHub
+//! signs the raw body with HMAC-SHA256 (`X-Hub-Signature-256`), GitLab sends
+//! the shared secret in `X-Gitlab-Token`; both are compared in constant
+//! time. A GitHub delivery seen before (`X-GitHub-Delivery`) is answered
+//! without being applied again.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use org_mesh_runtime::Incoming;
+use sha2::Sha256;
+
+use super::Service;
+use super::api::ApiError;
+use super::auth::same_secret;
+use crate::config::WebhookProvider;
+
+pub fn routes() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/webhooks/github/{connector}", post(github))
+        .route("/webhooks/gitlab/{connector}", post(gitlab))
+}
+
+fn unauthorised(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// The secret of a connector's webhook route of this provider.
+fn secret<'s>(
+    service: &'s Service,
+    connector: &str,
+    provider: WebhookProvider,
+) -> Result<&'s str, ApiError> {
+    match service.webhooks.get(connector) {
+        Some((p, secret)) if *p == provider => Ok(secret),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {provider:?} webhook is configured for connector {connector:?}")
+                .to_lowercase(),
+        )),
+    }
+}
+
+/// Checks `sha256=<hex>` against the HMAC of the raw body.
+pub fn verify_github_signature(
+    secret: &[u8],
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), &'static str> {
+    let header = header.ok_or("X-Hub-Signature-256 is missing")?;
+    let hex_digest = header
+        .strip_prefix("sha256=")
+        .ok_or("X-Hub-Signature-256 does not start with sha256=")?;
+    let expected = hex::decode(hex_digest).map_err(|_| "X-Hub-Signature-256 is not hex")?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret).map_err(|_| "the webhook secret is unusable")?;
+    mac.update(body);
+    mac.verify_slice(&expected)
+        .map_err(|_| "X-Hub-Signature-256 does not match the body")
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn github(
+    State(service): State<Arc<Service>>,
+    Path(connector): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = secret(&service, &connector, WebhookProvider::Github)?;
+    let counted = |outcome: &str| {
+        service
+            .metrics
+            .webhook_deliveries
+            .with_label_values(&[connector.as_str(), outcome])
+            .inc();
+    };
+    if let Err(why) = verify_github_signature(
+        key.as_bytes(),
+        &body,
+        header(&headers, "x-hub-signature-256"),
+    ) {
+        counted("unauthorized");
+        tracing::warn!(%connector, why, "Refused a webhook delivery");
+        return Err(unauthorised(why));
+    }
+    if let Some(id) = header(&headers, "x-github-delivery")
+        && !service.first_delivery(&format!("{connector}/{id}"))
+    {
+        counted("duplicate");
+        return Ok((
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"duplicate": true})),
+        )
+            .into_response());
+    }
+    deliver(&service, &connector, &headers, body, counted).await
+}
+
+async fn gitlab(
+    State(service): State<Arc<Service>>,
+    Path(connector): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = secret(&service, &connector, WebhookProvider::Gitlab)?;
+    let counted = |outcome: &str| {
+        service
+            .metrics
+            .webhook_deliveries
+            .with_label_values(&[connector.as_str(), outcome])
+            .inc();
+    };
+    let token = header(&headers, "x-gitlab-token").unwrap_or_default();
+    if token.is_empty() || !same_secret(token.as_bytes(), key.as_bytes()) {
+        counted("unauthorized");
+        return Err(unauthorised("X-Gitlab-Token is missing or wrong"));
+    }
+    deliver(&service, &connector, &headers, body, counted).await
+}
+
+/// Hands an authenticated delivery to its connector and applies what it
+/// yields. A malformed payload is the connector's to reject: its error comes
+/// back as a 400 and nothing is stored.
+async fn deliver(
+    service: &Service,
+    connector: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    counted: impl Fn(&str),
+) -> Result<Response, ApiError> {
+    let plugin = service.twin.connector(connector).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("connector {connector:?} is not loaded; see /api/v1/plugins"),
+        )
+    })?;
+    let request = Incoming {
+        method: "POST".into(),
+        path: "/".into(),
+        headers: headers
+            .iter()
+            .filter(|(name, _)| {
+                !matches!(name.as_str(), "authorization" | "x-gitlab-token" | "cookie")
+            })
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let handled = match plugin.handle(&request).await {
+        Ok(h) => h,
+        Err(e) => {
+            counted("rejected");
+            tracing::warn!(%connector, error = %e, "Webhook delivery rejected");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "rejected",
+                e.to_string(),
+            ));
+        }
+    };
+    let skipped = service
+        .ingest(connector, handled.batch)
+        .await
+        .map_err(|e| {
+            counted("failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the delivery could not be applied: {e:#}"),
+            )
+        })?;
+    for s in handled.skipped.iter().chain(&skipped) {
+        tracing::warn!(%connector, skipped = %s, "Record from a webhook left out");
+    }
+    counted("applied");
+    let status = StatusCode::from_u16(handled.status).unwrap_or(StatusCode::ACCEPTED);
+    Ok((status, handled.body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_signatures_are_checked_against_the_raw_body() {
+        let secret = b"It's a Secret to Everybody";
+        let body = b"Hello, World!";
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(verify_github_signature(secret, body, Some(good)), Ok(()));
+        assert!(verify_github_signature(secret, b"Hello, World?", Some(good)).is_err());
+        assert!(verify_github_signature(secret, body, None).is_err());
+        assert!(verify_github_signature(secret, body, Some("sha1=abc")).is_err());
+        assert!(verify_github_signature(secret, body, Some("sha256=zz")).is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! The durable repository: one redb file, resources stored as JSON under
+//! `connector / kind / id` keys, plus the creation sequence counter.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::ResourceKind;
+use crate::repository::{RepositoryError, ScimRepository, StoredResource};
+
+const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("scim_resources");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("scim_counters");
+const NEXT_SEQ: &str = "next_seq";
+/// Separates the parts of a key; connector names and ids never contain it
+/// in practice, and a prefix scan ending in it cannot match a longer
+/// connector name.
+const SEP: char = '\u{1f}';
+
+/// SCIM resources in a redb file, kept across restarts.
+#[derive(Debug, Clone)]
+pub struct EmbeddedRepository {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+trait Step<T> {
+    fn step(self, path: &Path, step: &'static str) -> Result<T, RepositoryError>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Step<T> for Result<T, E> {
+    fn step(self, path: &Path, step: &'static str) -> Result<T, RepositoryError> {
+        self.map_err(|source| RepositoryError::Embedded {
+            path: path.display().to_string(),
+            step,
+            source: Box::new(source),
+        })
+    }
+}
+
+fn prefix(connector: &str, kind: ResourceKind) -> String {
+    format!("{connector}{SEP}{}{SEP}", kind.name())
+}
+
+fn key(connector: &str, kind: ResourceKind, id: &str) -> String {
+    format!("{}{id}", prefix(connector, kind))
+}
+
+impl EmbeddedRepository {
+    /// Opens the store at `path`, creating the file and its tables if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, RepositoryError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).step(&path, "creating its folder")?;
+        }
+        let db = Database::create(&path).step(&path, "opening")?;
+        let txn = db.begin_write().step(&path, "starting a write")?;
+        txn.open_table(RESOURCES).step(&path, "creating tables")?;
+        txn.open_table(COUNTERS).step(&path, "creating tables")?;
+        txn.commit().step(&path, "committing tables")?;
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Database, &Path) -> Result<T, RepositoryError> + Send + 'static,
+    ) -> Result<T, RepositoryError> {
+        let db = Arc::clone(&self.db);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || job(&db, &path))
+            .await
+            .map_err(RepositoryError::Worker)?
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<StoredResource, RepositoryError> {
+    serde_json::from_slice(bytes).map_err(RepositoryError::Decode)
+}
+
+#[async_trait]
+impl ScimRepository for EmbeddedRepository {
+    async fn next_seq(&self) -> Result<u64, RepositoryError> {
+        self.run(|db, path| {
+            let txn = db.begin_write().step(path, "starting a write")?;
+            let next = {
+                let mut table = txn.open_table(COUNTERS).step(path, "opening counters")?;
+                let current = table
+                    .get(NEXT_SEQ)
+                    .step(path, "reading the sequence")?
+                    .map_or(0, |v| v.value());
+                let next = current + 1;
+                table
+                    .insert(NEXT_SEQ, next)
+                    .step(path, "writing the sequence")?;
+                next
+            };
+            txn.commit().step(path, "committing the sequence")?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        resource: &StoredResource,
+    ) -> Result<(), RepositoryError> {
+        let key = key(connector, kind, &resource.id);
+        let bytes = serde_json::to_vec(resource).map_err(RepositoryError::Decode)?;
+        self.run(move |db, path| {
+            let txn = db.begin_write().step(path, "starting a write")?;
+            txn.open_table(RESOURCES)
+                .step(path, "opening resources")?
+                .insert(key.as_str(), bytes.as_slice())
+                .step(path, "writing a resource")?;
+            txn.commit().step(path, "committing a resource")
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError> {
+        let key = key(connector, kind, id);
+        self.run(move |db, path| {
+            let txn = db.begin_read().step(path, "starting a read")?;
+            let table = txn.open_table(RESOURCES).step(path, "opening resources")?;
+            let found = table.get(key.as_str()).step(path, "reading a resource")?;
+            found.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError> {
+        let key = key(connector, kind, id);
+        self.run(move |db, path| {
+            let txn = db.begin_write().step(path, "starting a write")?;
+            let removed = {
+                let mut table = txn.open_table(RESOURCES).step(path, "opening resources")?;
+                let old = table
+                    .remove(key.as_str())
+                    .step(path, "removing a resource")?;
+                old.map(|v| decode(v.value())).transpose()?
+            };
+            txn.commit().step(path, "committing a removal")?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+    ) -> Result<Vec<StoredResource>, RepositoryError> {
+        let prefix = prefix(connector, kind);
+        self.run(move |db, path| {
+            let txn = db.begin_read().step(path, "starting a read")?;
+            let table = txn.open_table(RESOURCES).step(path, "opening resources")?;
+            let mut found = Vec::new();
+            for entry in table
+                .range(prefix.as_str()..)
+                .step(path, "scanning resources")?
+            {
+                let (k, v) = entry.step(path, "scanning resources")?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                found.push(decode(v.value())?);
+            }
+            found.sort_by_key(|r| r.seq);
+            Ok(found)
+        })
+        .await
+    }
+}

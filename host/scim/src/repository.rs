@@ -1,0 +1,159 @@
+//! Where SCIM resources are kept: the trait the service writes through and
+//! the in-memory implementation. The durable one is in `embedded`.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ResourceKind;
+
+/// One stored resource: its `id`, the creation sequence number that orders
+/// list answers, and the resource as served (without `meta.location`, which
+/// depends on the address the request came in on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredResource {
+    pub id: String,
+    pub seq: u64,
+    pub resource: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error("scim store {path}: {step}")]
+    Embedded {
+        path: String,
+        step: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("decoding a stored scim resource")]
+    Decode(#[source] serde_json::Error),
+    #[error("the scim storage worker stopped")]
+    Worker(#[source] tokio::task::JoinError),
+}
+
+/// Storage of SCIM resources, partitioned by connector and resource kind.
+/// Uniqueness and validation are the service's job; a repository only keeps
+/// what it is given.
+#[async_trait]
+pub trait ScimRepository: Send + Sync + std::fmt::Debug {
+    /// A creation sequence number never handed out before by this store.
+    async fn next_seq(&self) -> Result<u64, RepositoryError>;
+    /// Stores `resource`, replacing any with the same id.
+    async fn put(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        resource: &StoredResource,
+    ) -> Result<(), RepositoryError>;
+    async fn get(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError>;
+    /// Removes a resource, returning what was stored.
+    async fn delete(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError>;
+    /// Every resource of one kind of one connector, in creation order.
+    async fn list(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+    ) -> Result<Vec<StoredResource>, RepositoryError>;
+}
+
+type Key = (String, ResourceKind, String);
+
+/// Keeps resources in memory only: for tests and for trying org-mesh out.
+#[derive(Debug, Default)]
+pub struct MemoryRepository {
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    next_seq: u64,
+    resources: BTreeMap<Key, StoredResource>,
+}
+
+impl MemoryRepository {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, job: impl FnOnce(&mut MemoryState) -> T) -> T {
+        // A panic elsewhere while holding the lock leaves whole entries
+        // behind, never half-written ones, so the state stays usable.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        job(&mut state)
+    }
+}
+
+fn key(connector: &str, kind: ResourceKind, id: &str) -> Key {
+    (connector.to_owned(), kind, id.to_owned())
+}
+
+#[async_trait]
+impl ScimRepository for MemoryRepository {
+    async fn next_seq(&self) -> Result<u64, RepositoryError> {
+        Ok(self.with(|s| {
+            s.next_seq += 1;
+            s.next_seq
+        }))
+    }
+
+    async fn put(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        resource: &StoredResource,
+    ) -> Result<(), RepositoryError> {
+        self.with(|s| {
+            s.resources
+                .insert(key(connector, kind, &resource.id), resource.clone())
+        });
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError> {
+        Ok(self.with(|s| s.resources.get(&key(connector, kind, id)).cloned()))
+    }
+
+    async fn delete(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError> {
+        Ok(self.with(|s| s.resources.remove(&key(connector, kind, id))))
+    }
+
+    async fn list(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+    ) -> Result<Vec<StoredResource>, RepositoryError> {
+        let mut found: Vec<StoredResource> = self.with(|s| {
+            s.resources
+                .iter()
+                .filter(|((c, k, _), _)| c == connector && *k == kind)
+                .map(|(_, r)| r.clone())
+                .collect()
+        });
+        found.sort_by_key(|r| r.seq);
+        Ok(found)
+    }
+}

@@ -1,0 +1,78 @@
+//! The embedded repository keeps resources and their order across reopening.
+
+use std::sync::Arc;
+
+use org_mesh_scim::EmbeddedRepository;
+use serde_json::json;
+
+use crate::common::start_with;
+
+#[tokio::test]
+async fn embedded_repository_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scim/store.redb");
+    let (user_id, group_id) = {
+        let repo = Arc::new(EmbeddedRepository::open(&path).unwrap());
+        let server = start_with(repo, None).await;
+        let u = server
+            .post(
+                "/Users",
+                &json!({"userName": "durable@example.com", "active": true}),
+            )
+            .await;
+        assert_eq!(u.status, 201);
+        server
+            .post("/Users", &json!({"userName": "second@example.com"}))
+            .await;
+        let g = server
+            .post(
+                "/Groups",
+                &json!({"displayName": "Durable", "members": [{"value": u.body["id"]}]}),
+            )
+            .await;
+        assert_eq!(g.status, 201);
+        let r = server
+            .patch(
+                &format!("/Users/{}", u.body["id"].as_str().unwrap()),
+                &json!({"Operations": [{"op": "replace", "value": {"active": false}}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        (
+            u.body["id"].as_str().unwrap().to_owned(),
+            g.body["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    // The server task is aborted with the first server; give it a moment to
+    // release the file before reopening.
+    let mut reopened = EmbeddedRepository::open(&path);
+    for _ in 0..50 {
+        if reopened.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        reopened = EmbeddedRepository::open(&path);
+    }
+    let server = start_with(Arc::new(reopened.unwrap()), None).await;
+    let u = server.get(&format!("/Users/{user_id}")).await;
+    assert_eq!(u.status, 200);
+    assert_eq!(u.body["userName"], "durable@example.com");
+    assert_eq!(u.body["active"], false);
+    let g = server.get(&format!("/Groups/{group_id}")).await;
+    assert_eq!(g.body["members"][0]["value"], user_id.as_str());
+    let list = server.get("/Users").await.body;
+    assert_eq!(list["Resources"][0]["userName"], "durable@example.com");
+    assert_eq!(list["Resources"][1]["userName"], "second@example.com");
+    let third = server
+        .post("/Users", &json!({"userName": "third@example.com"}))
+        .await;
+    assert_eq!(third.status, 201);
+    assert_eq!(
+        server.get("/Users").await.body["Resources"][2]["userName"],
+        "third@example.com"
+    );
+    let dup = server
+        .post("/Users", &json!({"userName": "Durable@Example.com"}))
+        .await;
+    assert_eq!(dup.status, 409);
+}
