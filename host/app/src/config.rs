@@ -197,6 +197,14 @@ pub struct Instance {
     /// Connectors only: serve SCIM 2.0 at `/scim/v2/<name>/`.
     #[serde(default)]
     pub scim: Option<ScimConfig>,
+    /// Connectors only: pull on a schedule. Turn off for connectors that
+    /// are only pushed to (a SCIM endpoint, a webhook-only GitLab).
+    #[serde(default = "pulled")]
+    pub sync: bool,
+}
+
+fn pulled() -> bool {
+    true
 }
 
 /// Everything wrong with a configuration, each problem naming its field.

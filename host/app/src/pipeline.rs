@@ -112,7 +112,8 @@ pub struct ScanReport {
 
 /// Bound plugin instances by kind.
 struct Instances {
-    connectors: Vec<(Plugin, Vec<Attachment>)>,
+    /// Each connector with its attachments and whether it is pulled.
+    connectors: Vec<(Plugin, Vec<Attachment>, bool)>,
     detectors: Vec<Plugin>,
     executors: Vec<Plugin>,
 }
@@ -213,12 +214,12 @@ impl Twin {
         self.instances
             .connectors
             .iter()
-            .map(|(p, _)| p)
+            .map(|(p, _, _)| p)
             .find(|p| p.instance() == name)
     }
 
     pub fn connectors(&self) -> impl Iterator<Item = &Plugin> {
-        self.instances.connectors.iter().map(|(p, _)| p)
+        self.instances.connectors.iter().map(|(p, _, _)| p)
     }
 
     pub fn detectors(&self) -> &[Plugin] {
@@ -233,10 +234,20 @@ impl Twin {
         self.policy.as_ref()
     }
 
-    /// Syncs one connector into the twin.
-    pub async fn sync(&self, index: usize, skipped: &mut Vec<String>) -> Option<ConnectorRun> {
-        let (connector, attachments) = self.instances.connectors.get(index)?;
-        Some(sync(connector, attachments, self.store.as_ref(), skipped).await)
+    /// Syncs one connector into the twin; `Some(None)` for a connector that
+    /// is only pushed to, `None` past the last one.
+    pub async fn sync(
+        &self,
+        index: usize,
+        skipped: &mut Vec<String>,
+    ) -> Option<Option<ConnectorRun>> {
+        let (connector, attachments, pulled) = self.instances.connectors.get(index)?;
+        if !pulled {
+            return Some(None);
+        }
+        Some(Some(
+            sync(connector, attachments, self.store.as_ref(), skipped).await,
+        ))
     }
 
     /// Applies a batch from `source`, then re-resolves identities.
@@ -335,9 +346,9 @@ pub async fn run(config: &Config, progress: &dyn Progress) -> anyhow::Result<Sca
         skipped: twin.skipped.clone(),
         ..ScanReport::default()
     };
-    for (index, (connector, _)) in twin.instances.connectors.iter().enumerate() {
+    for (index, (connector, _, _)) in twin.instances.connectors.iter().enumerate() {
         progress.step(&format!("syncing {}", connector.instance()));
-        if let Some(run) = twin.sync(index, &mut report.skipped).await {
+        if let Some(Some(run)) = twin.sync(index, &mut report.skipped).await {
             report.connectors.push(run);
         }
     }
@@ -419,7 +430,7 @@ fn bind_all(
     for inst in &config.connectors {
         if let Some(p) = bind(inst, Kind::Connector) {
             match read_attachments(inst) {
-                Ok(files) => out.connectors.push((p, files)),
+                Ok(files) => out.connectors.push((p, files, inst.sync)),
                 Err(e) => unreadable.push(format!("connector {}: {e}", inst.name)),
             }
         }

@@ -36,6 +36,13 @@ pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response {
 /// `/scim/v2/{connector}`. Unknown paths and connectors are answered with a
 /// 404 SCIM error, unsupported methods with a 405 one.
 pub fn router(service: Arc<ScimService>) -> Router {
+    routes(service).fallback(unknown_path)
+}
+
+/// The SCIM routes without a fallback, to merge into a larger application
+/// that has its own; answer unknown `/scim/` paths there with
+/// [`not_found`].
+pub fn routes(service: Arc<ScimService>) -> Router {
     let limit = service.body_limit();
     let base = "/scim/v2/{connector}";
     Router::new()
@@ -63,7 +70,6 @@ pub fn router(service: Arc<ScimService>) -> Router {
         .route(&format!("{base}/.search"), only(post(search_all)))
         .route(&format!("{base}/Users/{{id}}"), one(ResourceKind::User))
         .route(&format!("{base}/Groups/{{id}}"), one(ResourceKind::Group))
-        .fallback(unknown_path)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service)
 }
@@ -77,6 +83,11 @@ async fn method_not_allowed() -> ScimError {
 }
 
 async fn unknown_path() -> ScimError {
+    not_found()
+}
+
+/// The SCIM answer for a path under `/scim/` that serves nothing.
+pub fn not_found() -> ScimError {
     ScimError::NotFound("no SCIM endpoint at this path".to_owned())
 }
 

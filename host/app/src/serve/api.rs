@@ -120,10 +120,9 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/policies", get(policies))
         .route("/api/v1/sync", post(sync))
-        .fallback(not_found)
 }
 
-async fn not_found() -> ApiError {
+pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 

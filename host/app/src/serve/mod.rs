@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod metrics;
 mod openapi;
+mod scim;
 mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -75,6 +76,8 @@ pub struct Service {
     webhooks: BTreeMap<String, (WebhookProvider, String)>,
     deliveries: std::sync::Mutex<Deliveries>,
     ready: AtomicBool,
+    /// The SCIM routes, when a connector serves SCIM.
+    scim: Option<Arc<org_mesh_scim::ScimService>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -114,7 +117,9 @@ impl Service {
                 webhooks.insert(c.name.clone(), (w.provider, secret));
             }
         }
-        Ok(Arc::new(Service {
+        let sink = Arc::new(scim::TwinSink::default());
+        let scim = Self::scim(&config, sink.clone())?;
+        let service = Arc::new(Service {
             twin,
             config,
             metrics,
@@ -124,7 +129,40 @@ impl Service {
             webhooks,
             deliveries: std::sync::Mutex::new(Deliveries::default()),
             ready: AtomicBool::new(false),
-        }))
+            scim,
+        });
+        sink.attach(&service);
+        Ok(service)
+    }
+
+    /// The SCIM service provider for the connectors that serve SCIM, with
+    /// its resources kept beside the twin.
+    fn scim(
+        config: &Config,
+        sink: Arc<scim::TwinSink>,
+    ) -> anyhow::Result<Option<Arc<org_mesh_scim::ScimService>>> {
+        let mut endpoints = BTreeMap::new();
+        for c in &config.connectors {
+            if let Some(s) = &c.scim {
+                let token = s
+                    .token
+                    .read()
+                    .map_err(|e| anyhow::anyhow!("connectors.{}.scim.token: {e}", c.name))?;
+                if token.is_empty() {
+                    anyhow::bail!("connectors.{}.scim.token is empty", c.name);
+                }
+                endpoints.insert(c.name.clone(), org_mesh_scim::Endpoint { token });
+            }
+        }
+        if endpoints.is_empty() {
+            return Ok(None);
+        }
+        let path = config.state_dir.join("scim.redb");
+        let repository = org_mesh_scim::EmbeddedRepository::open(&path)
+            .with_context(|| format!("opening the SCIM store at {}", path.display()))?;
+        let service = org_mesh_scim::ScimService::new(Arc::new(repository), sink, endpoints)
+            .with_body_limit(config.serve.body_limit_bytes);
+        Ok(Some(Arc::new(service)))
     }
 
     fn first_delivery(&self, id: &str) -> bool {
@@ -160,8 +198,11 @@ impl Service {
         let mut skipped = Vec::new();
         for index in 0.. {
             let started = Instant::now();
-            let Some(run) = self.twin.sync(index, &mut skipped).await else {
+            let Some(pulled) = self.twin.sync(index, &mut skipped).await else {
                 break;
+            };
+            let Some(run) = pulled else {
+                continue;
             };
             self.metrics
                 .ingest_duration
@@ -236,11 +277,27 @@ impl Service {
 /// The HTTP routes of the service.
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.config.serve.body_limit_bytes;
-    Router::new()
-        .merge(api::routes())
+    let scim = service.scim.clone();
+    let mut app = Router::new()
         .merge(webhooks::routes())
+        .merge(api::routes())
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(service)
+        .with_state(service);
+    if let Some(scim) = scim {
+        app = app.merge(org_mesh_scim::routes(scim));
+    }
+    app.fallback(not_found)
+}
+
+/// Unknown paths get the error shape of the part of the service they aim
+/// at: SCIM clients expect the SCIM error schema.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/scim/") {
+        org_mesh_scim::not_found().into_response()
+    } else {
+        api::not_found().await.into_response()
+    }
 }
 
 /// Runs the service until `shutdown` resolves, then drains requests in

@@ -1,0 +1,89 @@
+//! SCIM 2.0 for identity providers, at `/scim/v2/<connector>/`.
+//!
+//! The SCIM protocol itself (resources, filters, PATCH as Okta and Entra
+//! send it) is `org-mesh-scim`; what a stored user or group means for the
+//! twin is the SCIM connector plugin's to say, as for its syncs. Each
+//! stored change is handed to the connector as `PUT` or `DELETE` of the
+//! resource, and the records it returns are applied.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use org_mesh_runtime::Incoming;
+use org_mesh_scim::{ResourceKind, ScimSink};
+
+use super::Service;
+
+/// Hands stored SCIM changes to the service. It holds the service weakly:
+/// the service owns the SCIM routes, which own this sink.
+#[derive(Debug, Default)]
+pub struct TwinSink {
+    service: OnceLock<Weak<Service>>,
+}
+
+impl TwinSink {
+    pub fn attach(&self, service: &Arc<Service>) {
+        let _ = self.service.set(Arc::downgrade(service));
+    }
+
+    async fn forward(
+        &self,
+        connector: &str,
+        method: &str,
+        kind: ResourceKind,
+        resource: &serde_json::Value,
+    ) -> Result<(), String> {
+        let service = self
+            .service
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or("the service is shutting down")?;
+        let plugin = service
+            .twin
+            .connector(connector)
+            .ok_or_else(|| format!("connector {connector:?} is not loaded"))?;
+        let id = resource
+            .get("id")
+            .and_then(|v| v.as_str())
+            .ok_or("the stored resource has no id")?;
+        let collection = match kind {
+            ResourceKind::User => "Users",
+            ResourceKind::Group => "Groups",
+        };
+        let request = Incoming {
+            method: method.into(),
+            path: format!("/{collection}/{id}"),
+            headers: vec![("content-type".into(), "application/scim+json".into())],
+            body: serde_json::to_vec(resource).map_err(|e| e.to_string())?,
+        };
+        let handled = plugin.handle(&request).await.map_err(|e| e.to_string())?;
+        let skipped = service
+            .ingest(connector, handled.batch)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        for s in handled.skipped.iter().chain(&skipped) {
+            tracing::warn!(%connector, skipped = %s, "Record from SCIM left out");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ScimSink for TwinSink {
+    async fn upserted(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        resource: &serde_json::Value,
+    ) -> Result<(), String> {
+        self.forward(connector, "PUT", kind, resource).await
+    }
+
+    async fn deleted(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        last: &serde_json::Value,
+    ) -> Result<(), String> {
+        self.forward(connector, "DELETE", kind, last).await
+    }
+}

@@ -1,0 +1,619 @@
+//! `org-mesh serve` end to end: the real binary on 127.0.0.1 with the real
+//! plugins, fed by recorded GitHub traffic, every relevant webhook example
+//! GitHub publishes (npm `@octokit/webhooks-examples`), GitLab's published
+//! hook payloads, and SCIM calls as Okta sends them.
+//!
+//! Needs `.ci/setup` and `.ci/build-plugins`.
+
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use org_mesh_harness::{GITHUB_TOKEN, replay, root};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+const GITLAB_SECRET: &str = "gitlab-shared-secret";
+const SCIM_TOKEN: &str = "okta-scim-bearer";
+const VIEWER: &str = "viewer-token";
+const ADMIN: &str = "admin-token";
+
+struct Server {
+    child: Child,
+    base: String,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config(state: &Path, api_url: &str, port: u16) -> PathBuf {
+    let root = root();
+    let text = format!(
+        r#"
+state_dir: {state}
+plugins: {{ dirs: [{root}/plugins/dist] }}
+policies: {{ dir: {root}/policies }}
+identity: {{ mappings: {root}/examples/demo/identities.yaml }}
+serve:
+  listen: 127.0.0.1:{port}
+  sync_interval_secs: 0
+  body_limit_bytes: 262144
+  tokens:
+    - {{ name: dashboard, role: viewer, secret: {{ env: T_VIEWER }} }}
+    - {{ name: ops, role: admin, secret: {{ env: T_ADMIN }} }}
+connectors:
+  - name: github
+    plugin: github-connector
+    config: {{ api_url: "{api_url}", org: octokit-fixture-org, per_page: 100 }}
+    grants:
+      http_hosts: ["{host}"]
+      secrets: {{ token: {{ env: T_GITHUB_TOKEN }} }}
+    webhook: {{ provider: github, secret: {{ env: T_GITHUB_SECRET }} }}
+  - name: okta
+    plugin: scim-connector
+    config: {{ provider: okta }}
+    sync: false
+    scim: {{ token: {{ env: T_SCIM_TOKEN }} }}
+  - name: gitlab
+    plugin: gitlab-connector
+    config: {{ instance: gitlab.example.com }}
+    sync: false
+    webhook: {{ provider: gitlab, secret: {{ env: T_GITLAB_SECRET }} }}
+detectors:
+  - name: identity-drift
+    plugin: identity-drift
+    grants: {{ graph: true }}
+    config: {{ baseline: {{ allow_force_pushes: false }} }}
+executors:
+  - name: github-fix
+    plugin: github-executor
+    config: {{ api_url: "{api_url}", dry_run_only: true }}
+    grants:
+      http_hosts: ["{host}"]
+      secrets: {{ token: {{ env: T_GITHUB_TOKEN }} }}
+"#,
+        state = state.display(),
+        root = root.display(),
+        host = replay().host(),
+    );
+    let path = state.join("org-mesh.yaml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn start() -> Server {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let scenario = replay().scenario("org-scan");
+    let port = free_port();
+    let config = config(state.path(), &scenario.api_url, port);
+    let child = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("T_VIEWER", VIEWER)
+        .env("T_ADMIN", ADMIN)
+        .env("T_GITHUB_TOKEN", GITHUB_TOKEN)
+        .env("T_GITHUB_SECRET", GITHUB_SECRET)
+        .env("T_GITLAB_SECRET", GITLAB_SECRET)
+        .env("T_SCIM_TOKEN", SCIM_TOKEN)
+        .env("ORG_MESH_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting org-mesh serve: {e}"));
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _state: state,
+    };
+    let http = client();
+    for _ in 0..600 {
+        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
+            && r.status() == 200
+        {
+            assert!(
+                replay().pending(&scenario).is_empty(),
+                "the first sync read all of GitHub"
+            );
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("org-mesh serve did not become ready within a minute");
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn rules(findings: &Value) -> Vec<String> {
+    findings["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["rule"].as_str().unwrap_or(""),
+                f["subject"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding() {
+    let server = start().await;
+    let http = client();
+    let scim = format!("{}/scim/v2/okta", server.base);
+
+    // Okta looks the user up before creating it.
+    let found: Value = http
+        .get(format!("{scim}/Users?filter=userName%20eq%20%22jordan.okafor%40example.com%22&startIndex=1&count=100"))
+        .bearer_auth(SCIM_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found["totalResults"], 0);
+
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "jordan.okafor@example.com",
+        "externalId": "00u6t3w7yb2MdX9jR4f9",
+        "name": {"givenName": "Jordan", "familyName": "Okafor"},
+        "emails": [{"value": "jordan.okafor@example.com", "type": "work", "primary": true}],
+        "displayName": "Jordan Okafor",
+        "active": true,
+        "groups": [],
+        "password": "not-kept"
+    });
+    let created = http
+        .post(format!("{scim}/Users"))
+        .bearer_auth(SCIM_TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(user.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {created}"));
+
+    let (_, findings) = get_json(
+        &http,
+        &format!("{}/api/v1/findings", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    assert!(
+        !rules(&findings)
+            .iter()
+            .any(|r| r.starts_with("idp-offboarded")),
+        "an active person is not offboarded: {:?}",
+        rules(&findings)
+    );
+
+    // Okta deactivates with a path-less replace.
+    let deactivate = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]
+    });
+    let patched = http
+        .patch(format!("{scim}/Users/{id}"))
+        .bearer_auth(SCIM_TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(deactivate.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(patched.status().is_success(), "{}", patched.status());
+
+    let (_, findings) = get_json(
+        &http,
+        &format!("{}/api/v1/findings", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    assert!(
+        rules(&findings).contains(&"idp-offboarded-has-admin Account(github:octocat)".to_string()),
+        "{:?}",
+        rules(&findings)
+    );
+    let (status, entity) = get_json(
+        &http,
+        &format!("{}/api/v1/entities/Account/okta:{id}", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status, 200, "{entity}");
+    assert_eq!(
+        entity["entity"]["node"]["properties"]["active"]["value"], false,
+        "{entity}"
+    );
+    assert!(
+        entity["history"].as_array().is_some_and(|h| h.len() >= 2),
+        "{entity}"
+    );
+
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    for name in [
+        "org_mesh_ingest_duration_seconds_count{connector=\"okta\"}",
+        "org_mesh_graph_nodes_count{label=\"Person\"}",
+        "org_mesh_drift_detection_count{rule=\"idp-offboarded-has-admin\",severity=\"critical\"} 1",
+        "org_mesh_plugin_calls_total",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+}
+
+fn webhook_examples() -> Vec<(String, Value)> {
+    let path = root().join(
+        "conformance/replay/node_modules/@octokit/webhooks-examples/api.github.com/index.json",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: run .ci/setup", path.display()));
+    let all: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let wanted = [
+        "organization",
+        "membership",
+        "member",
+        "team",
+        "repository",
+        "branch_protection_rule",
+        "issue_comment",
+        "pull_request",
+        "pull_request_review_comment",
+        "push",
+    ];
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| wanted.contains(&e["name"].as_str().unwrap_or("")))
+        .flat_map(|e| {
+            let name = e["name"].as_str().unwrap_or("").to_string();
+            e["examples"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |x| (name.clone(), x))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() {
+    let server = start().await;
+    let http = client();
+    let url = format!("{}/webhooks/github/github", server.base);
+    let examples = webhook_examples();
+    assert!(examples.len() >= 80, "only {} examples", examples.len());
+    for (i, (event, payload)) in examples.iter().enumerate() {
+        let body = payload.to_string();
+        let resp = http
+            .post(&url)
+            .header("x-github-event", event)
+            .header("x-github-delivery", format!("delivery-{i}"))
+            .header("x-hub-signature-256", sign(body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = resp.status();
+        assert!(
+            status.is_success(),
+            "{event} example {i}: {status} {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+
+    // The same delivery again is not applied twice.
+    let (event, payload) = &examples[0];
+    let body = payload.to_string();
+    let again = http
+        .post(&url)
+        .header("x-github-event", event.as_str())
+        .header("x-github-delivery", "delivery-0")
+        .header("x-hub-signature-256", sign(body.as_bytes()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap_or_default();
+    assert_eq!(again["duplicate"], true);
+
+    for signature in [None, Some("sha256=00"), Some("garbage"), Some("sha256=")] {
+        let mut req = http
+            .post(&url)
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "unsigned")
+            .body(body.clone());
+        if let Some(s) = signature {
+            req = req.header("x-hub-signature-256", s);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 401, "signature {signature:?}");
+        let error: Value = resp.json().await.unwrap_or_default();
+        assert_eq!(error["error"]["code"], "unauthorized", "{error}");
+    }
+
+    // A malformed body with a valid signature: the connector refuses it,
+    // nothing is stored, the server goes on.
+    let junk = "{not json";
+    let resp = http
+        .post(&url)
+        .header("x-github-event", "organization")
+        .header("x-github-delivery", "junk")
+        .header("x-hub-signature-256", sign(junk.as_bytes()))
+        .body(junk)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 400);
+
+    let big = "x".repeat(300_000);
+    let resp = http
+        .post(&url)
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", sign(big.as_bytes()))
+        .body(big)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 413);
+
+    let resp = http
+        .post(format!("{}/webhooks/github/nobody", server.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 404);
+
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains(
+            "org_mesh_webhook_deliveries_total{connector=\"github\",outcome=\"applied\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "org_mesh_webhook_deliveries_total{connector=\"github\",outcome=\"duplicate\"} 1"
+        ),
+        "{metrics}"
+    );
+    let (status, _) = get_json(&http, &format!("{}/healthz", server.base), None).await;
+    assert_eq!(status, 200, "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gitlab_hook_payload_is_accepted_with_the_token_only() {
+    let server = start().await;
+    let http = client();
+    let url = format!("{}/webhooks/gitlab/gitlab", server.base);
+    let mut sent = 0;
+    for folder in ["webhooks", "systemhooks"] {
+        let dir = root().join("conformance/data/gitlab-hooks").join(folder);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let body = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+            let event = if folder == "systemhooks" {
+                "System Hook".to_string()
+            } else {
+                gitlab_event(&file)
+            };
+            let resp = http
+                .post(&url)
+                .header("x-gitlab-event", event)
+                .header("x-gitlab-token", GITLAB_SECRET)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let status = resp.status();
+            assert!(
+                status.is_success(),
+                "{}: {status} {}",
+                file.display(),
+                resp.text().await.unwrap_or_default()
+            );
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 45);
+    let resp = http
+        .post(&url)
+        .header("x-gitlab-event", "System Hook")
+        .header("x-gitlab-token", "wrong")
+        .body("{}")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 401);
+}
+
+/// The `X-Gitlab-Event` GitLab sends with each kind of project or group hook.
+fn gitlab_event(file: &Path) -> String {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    match stem {
+        s if s.starts_with("note_") => "Note Hook",
+        s if s.contains("merge_request") => "Merge Request Hook",
+        "push" => "Push Hook",
+        "tag_push" => "Tag Push Hook",
+        "member" => "Member Hook",
+        "subgroup" => "Subgroup Hook",
+        "issue" => "Issue Hook",
+        "pipeline" => "Pipeline Hook",
+        "job" | "build" => "Job Hook",
+        "release" => "Release Hook",
+        "wiki_page" => "Wiki Page Hook",
+        "deployment" => "Deployment Hook",
+        "feature_flag" => "Feature Flag Hook",
+        s if s.starts_with("resource_access_token") => "Resource Access Token Hook",
+        _ => "Unknown Hook",
+    }
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_checks_tokens_and_roles_and_answers_in_one_error_shape() {
+    let server = start().await;
+    let http = client();
+    let api = format!("{}/api/v1", server.base);
+
+    for route in [
+        "findings",
+        "proposals",
+        "plugins",
+        "policies",
+        "entities?label=Account",
+    ] {
+        let (status, body) = get_json(&http, &format!("{api}/{route}"), None).await;
+        assert_eq!(status, 401, "{route}");
+        assert_eq!(body["error"]["status"], 401, "{body}");
+        let (status, _) = get_json(&http, &format!("{api}/{route}"), Some("wrong")).await;
+        assert_eq!(status, 401, "{route}");
+        let (status, _) = get_json(&http, &format!("{api}/{route}"), Some(VIEWER)).await;
+        assert_eq!(status, 200, "{route}");
+    }
+
+    let sync = http
+        .post(format!("{api}/sync"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sync.status(), 403);
+    let body: Value = sync.json().await.unwrap_or_default();
+    assert_eq!(body["error"]["code"], "forbidden");
+
+    let (_, findings) = get_json(
+        &http,
+        &format!("{api}/findings?severity=medium"),
+        Some(VIEWER),
+    )
+    .await;
+    assert!(
+        rules(&findings)
+            .contains(&"org-2fa-not-required Organisation(github:octokit-fixture-org)".to_string()),
+        "{findings}"
+    );
+    let (status, body) = get_json(
+        &http,
+        &format!("{api}/findings?severity=urgent"),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (_, plugins) = get_json(&http, &format!("{api}/plugins"), Some(VIEWER)).await;
+    let names: Vec<&str> = plugins["plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["instance"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["github", "okta", "gitlab", "identity-drift", "github-fix"]
+    );
+
+    let (status, doc) = get_json(&http, &format!("{api}/openapi.json"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let (status, body) = get_json(&http, &format!("{api}/nothing-here"), Some(VIEWER)).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut server = start().await;
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(killed.success());
+    for _ in 0..100 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("org-mesh serve did not stop within 10 s of SIGTERM");
+}
