@@ -617,3 +617,254 @@ async fn sigterm_stops_the_server_cleanly() {
     }
     panic!("org-mesh serve did not stop within 10 s of SIGTERM");
 }
+
+async fn send_scim(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http
+        .request(method, url)
+        .bearer_auth(SCIM_TOKEN)
+        .header("content-type", "application/scim+json");
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn account(http: &reqwest::Client, base: &str, key: &str) -> Value {
+    let (status, body) = get_json(
+        http,
+        &format!("{base}/api/v1/entities/Account/{key}"),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status, 200, "{key}: {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_sequence_is_reflected_in_the_twin_after_each_step() {
+    let server = start().await;
+    let http = client();
+    let scim = format!("{}/scim/v2/okta", server.base);
+    let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
+
+    let user = json!({
+        "schemas": [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        ],
+        "externalId": "mei.chen",
+        "userName": "mei.chen@example.com",
+        "active": true,
+        "emails": [{"primary": true, "type": "work", "value": "mei.chen@example.com"}],
+        "name": {"formatted": "Mei Chen", "familyName": "Chen", "givenName": "Mei"},
+        "roles": [],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Security"}
+    });
+    let (status, created) =
+        send_scim(&http, post.clone(), &format!("{scim}/Users"), Some(user)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let key = format!("okta:{id}");
+    let twin = account(&http, &server.base, &key).await;
+    assert_eq!(
+        twin["entity"]["node"]["properties"]["department"]["value"], "Security",
+        "{twin}"
+    );
+
+    // Entra capitalises op names, uses filter paths and dotted names.
+    let update = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "mei.chen@corp.example.com"},
+            {"op": "Replace", "value": {"name.familyName": "Chen-Wu", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Platform"}}
+        ]
+    });
+    let (status, body) = send_scim(
+        &http,
+        patch.clone(),
+        &format!("{scim}/Users/{id}"),
+        Some(update),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let twin = account(&http, &server.base, &key).await;
+    let props = &twin["entity"]["node"]["properties"];
+    assert_eq!(
+        props["email"]["value"], "mei.chen@corp.example.com",
+        "{twin}"
+    );
+    assert_eq!(props["family_name"]["value"], "Chen-Wu", "{twin}");
+    assert_eq!(props["department"]["value"], "Platform", "{twin}");
+
+    // A group, then Entra's removal of one member by a value list.
+    let other = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "sam@example.com", "active": true});
+    let (_, other) = send_scim(&http, post.clone(), &format!("{scim}/Users"), Some(other)).await;
+    let other_id = other["id"].as_str().unwrap_or_default().to_string();
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "displayName": "Security",
+        "members": []
+    });
+    let (status, group) =
+        send_scim(&http, post.clone(), &format!("{scim}/Groups"), Some(group)).await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap_or_default().to_string();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Add", "path": "members", "value": [{"value": id}, {"value": other_id}]}
+    ]});
+    let (status, _) = send_scim(
+        &http,
+        patch.clone(),
+        &format!("{scim}/Groups/{gid}"),
+        Some(add),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let remove = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Remove", "path": "members", "value": [{"value": other_id}]}
+    ]});
+    let (status, _) = send_scim(
+        &http,
+        patch.clone(),
+        &format!("{scim}/Groups/{gid}"),
+        Some(remove),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let memberships = |entity: &Value| -> Vec<(String, bool)> {
+        entity["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["edge"]["edge"]["kind"] == "MEMBER_OF")
+            .map(|e| {
+                (
+                    e["edge"]["edge"]["to"]["key"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    e["edge"]["provenance"]["not_observed_since"].is_null(),
+                )
+            })
+            .collect()
+    };
+    let group_key = format!("okta:{gid}");
+    assert_eq!(
+        memberships(&account(&http, &server.base, &key).await),
+        [(group_key.clone(), true)]
+    );
+    assert_eq!(
+        memberships(&account(&http, &server.base, &format!("okta:{other_id}")).await),
+        [(group_key, false)],
+        "only the listed member was removed"
+    );
+
+    // Disable with a string boolean, then delete: the account stays, inactive.
+    let disable = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Replace", "path": "active", "value": "False"}
+    ]});
+    let (status, _) = send_scim(&http, patch, &format!("{scim}/Users/{id}"), Some(disable)).await;
+    assert_eq!(status, 200);
+    let twin = account(&http, &server.base, &key).await;
+    assert_eq!(
+        twin["entity"]["node"]["properties"]["active"]["value"], false,
+        "{twin}"
+    );
+    let (status, _) = send_scim(
+        &http,
+        reqwest::Method::DELETE,
+        &format!("{scim}/Users/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let twin = account(&http, &server.base, &key).await;
+    let props = &twin["entity"]["node"]["properties"];
+    assert_eq!(props["active"]["value"], false, "{twin}");
+    assert_eq!(props["deprovisioned"]["value"], true, "{twin}");
+    let (status, body) = send_scim(
+        &http,
+        reqwest::Method::GET,
+        &format!("{scim}/Users/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim2_tester_finds_no_errors_against_the_running_service() {
+    let server = start().await;
+    let home = std::env::var("HOME").unwrap_or_default();
+    let python = PathBuf::from(home).join(".cache/org-mesh/venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run .ci/setup",
+        python.display()
+    );
+    let base = format!("{}/scim/v2/okta", server.base);
+    let out = tokio::process::Command::new(&python)
+        .arg(root().join("conformance/scim/check.py"))
+        .args([&base, SCIM_TOKEN])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running scim2-tester: {e}"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !report.contains("ERROR ") && !report.contains("CRITICAL "),
+        "{report}"
+    );
+    let (status, _) = get_json(&client(), &format!("{}/healthz", server.base), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_membership_reaches_the_twin() {
+    let server = start().await;
+    let http = client();
+    let example = webhook_examples()
+        .into_iter()
+        .find(|(event, p)| event == "organization" && p["action"] == "member_added")
+        .unwrap_or_else(|| panic!("no member_added example"));
+    let login = example.1["membership"]["user"]["login"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let body = example.1.to_string();
+    let resp = http
+        .post(format!("{}/webhooks/github/github", server.base))
+        .header("x-github-event", "organization")
+        .header("x-github-delivery", "member-added-1")
+        .header("x-hub-signature-256", sign(body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(resp.status().is_success());
+    let entity = account(&http, &server.base, &format!("github:{login}")).await;
+    let states: Vec<&str> = entity["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["edge"]["edge"]["kind"] == "MEMBER_OF")
+        .filter_map(|e| e["edge"]["edge"]["properties"]["state"]["value"].as_str())
+        .collect();
+    assert_eq!(states, ["pending"], "an invitation is not access: {entity}");
+}
