@@ -397,9 +397,12 @@ fn bind_all(
     };
     let mut bind = |inst: &Instance, kind: Kind| -> Option<Plugin> {
         let Some(plugin) = plugins.get(&inst.plugin) else {
+            let loaded: Vec<&str> = plugins.keys().map(String::as_str).collect();
             report.skipped.push(format!(
-                "{kind} {}: plugin {:?} is not loaded",
-                inst.name, inst.plugin
+                "{kind} {}: plugin {:?} is not loaded (loaded: {})",
+                inst.name,
+                inst.plugin,
+                loaded.join(", ")
             ));
             return None;
         };
@@ -570,7 +573,10 @@ async fn plan(finding: &Finding, remedy: &Remedy, executors: &[Plugin]) -> Propo
         .iter()
         .find(|e| e.description().actions.contains(&remedy.action))
     else {
-        proposed.unplanned = Some(format!("no configured executor handles {}", remedy.action));
+        proposed.unplanned = Some(format!(
+            "no loaded and configured executor handles {}; see SKIPPED",
+            remedy.action
+        ));
         return proposed;
     };
     proposed.executor = executor.instance().to_string();

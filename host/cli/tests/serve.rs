@@ -3,6 +3,10 @@
 //! GitHub publishes (npm `@octokit/webhooks-examples`), GitLab's published
 //! hook payloads, and SCIM calls as Okta sends them.
 //!
+//! The service runs on `examples/serve/org-mesh.yaml`, the example
+//! operators start from, with its secrets and addresses set through the
+//! environment as in a deployment.
+//!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
 #![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
@@ -43,61 +47,6 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn config(state: &Path, api_url: &str, port: u16) -> PathBuf {
-    let root = root();
-    let text = format!(
-        r#"
-state_dir: {state}
-plugins: {{ dirs: [{root}/plugins/dist] }}
-policies: {{ dir: {root}/policies }}
-identity: {{ mappings: {root}/examples/demo/identities.yaml }}
-serve:
-  listen: 127.0.0.1:{port}
-  sync_interval_secs: 0
-  body_limit_bytes: 262144
-  tokens:
-    - {{ name: dashboard, role: viewer, secret: {{ env: T_VIEWER }} }}
-    - {{ name: ops, role: admin, secret: {{ env: T_ADMIN }} }}
-connectors:
-  - name: github
-    plugin: github-connector
-    config: {{ api_url: "{api_url}", org: octokit-fixture-org, per_page: 100 }}
-    grants:
-      http_hosts: ["{host}"]
-      secrets: {{ token: {{ env: T_GITHUB_TOKEN }} }}
-    webhook: {{ provider: github, secret: {{ env: T_GITHUB_SECRET }} }}
-  - name: okta
-    plugin: scim-connector
-    config: {{ provider: okta }}
-    sync: false
-    scim: {{ token: {{ env: T_SCIM_TOKEN }} }}
-  - name: gitlab
-    plugin: gitlab-connector
-    config: {{ instance: gitlab.example.com }}
-    sync: false
-    webhook: {{ provider: gitlab, secret: {{ env: T_GITLAB_SECRET }} }}
-detectors:
-  - name: identity-drift
-    plugin: identity-drift
-    grants: {{ graph: true }}
-    config: {{ baseline: {{ allow_force_pushes: false }} }}
-executors:
-  - name: github-fix
-    plugin: github-executor
-    config: {{ api_url: "{api_url}", dry_run_only: true }}
-    grants:
-      http_hosts: ["{host}"]
-      secrets: {{ token: {{ env: T_GITHUB_TOKEN }} }}
-"#,
-        state = state.display(),
-        root = root.display(),
-        host = replay().host(),
-    );
-    let path = state.join("org-mesh.yaml");
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    path
-}
-
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -110,16 +59,21 @@ async fn start() -> Server {
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let scenario = replay().scenario("org-scan");
     let port = free_port();
-    let config = config(state.path(), &scenario.api_url, port);
     let child = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
         .args(["serve", "--config"])
-        .arg(&config)
-        .env("T_VIEWER", VIEWER)
-        .env("T_ADMIN", ADMIN)
-        .env("T_GITHUB_TOKEN", GITHUB_TOKEN)
-        .env("T_GITHUB_SECRET", GITHUB_SECRET)
-        .env("T_GITLAB_SECRET", GITLAB_SECRET)
-        .env("T_SCIM_TOKEN", SCIM_TOKEN)
+        .arg(root().join("examples/serve/org-mesh.yaml"))
+        .env("ORG_MESH_STATE_DIR", state.path())
+        .env("ORG_MESH_SERVE__LISTEN", format!("127.0.0.1:{port}"))
+        .env("ORG_MESH_SERVE__SYNC_INTERVAL_SECS", "0")
+        .env("ORG_MESH_SERVE__BODY_LIMIT_BYTES", "262144")
+        .env("GITHUB_API_URL", &scenario.api_url)
+        .env("GITHUB_API_HOST", replay().host())
+        .env("API_VIEWER_TOKEN", VIEWER)
+        .env("API_ADMIN_TOKEN", ADMIN)
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+        .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
+        .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
         .env("ORG_MESH_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
@@ -867,4 +821,33 @@ async fn a_webhook_membership_reaches_the_twin() {
         .filter_map(|e| e["edge"]["edge"]["properties"]["state"]["value"].as_str())
         .collect();
     assert_eq!(states, ["pending"], "an invitation is not access: {entity}");
+}
+
+#[test]
+fn a_webhook_route_without_its_secret_refuses_to_start() {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(["serve", "--config"])
+        .arg(root().join("examples/serve/org-mesh.yaml"))
+        .env("ORG_MESH_STATE_DIR", state.path())
+        .env(
+            "ORG_MESH_SERVE__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("GITHUB_API_URL", "http://127.0.0.1:9/unused")
+        .env("GITHUB_API_HOST", "127.0.0.1:9")
+        .env("API_VIEWER_TOKEN", VIEWER)
+        .env("API_ADMIN_TOKEN", ADMIN)
+        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+        .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
+        .env_remove("GITLAB_WEBHOOK_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connectors.gitlab.webhook.secret: environment variable GITLAB_WEBHOOK_SECRET is not set"),
+        "{err}"
+    );
 }
