@@ -129,6 +129,8 @@ pub trait Progress {
 pub struct Twin {
     pub store: Arc<dyn GraphStore>,
     pub metrics: prometheus::Registry,
+    /// Time policy takes to decide on one finding.
+    policy_latency: prometheus::Histogram,
     instances: Instances,
     policy: Option<PolicySet>,
     /// `None` when the mappings file could not be read: identities are then
@@ -199,9 +201,21 @@ impl Twin {
         let instances = bind_all(config, &plugins, &mut report);
         let policy = load_policy(config, &mut report);
         let mappings = load_mappings(config, &mut report);
+        let policy_latency = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "org_mesh_policy_evaluation_duration_seconds",
+                "Time policy takes to decide on one finding",
+            )
+            .buckets(vec![1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2]),
+        )
+        .context("creating the policy latency metric")?;
+        metrics
+            .register(Box::new(policy_latency.clone()))
+            .context("registering the policy latency metric")?;
         Ok(Twin {
             store,
             metrics,
+            policy_latency,
             instances,
             policy,
             mappings,
@@ -304,8 +318,14 @@ impl Twin {
 
         let at = now();
         for finding in findings.into_values() {
-            let decision = match &self.policy {
-                Some(p) => match p.decide(&DecisionInput::from_finding(&finding, at)) {
+            let timer = self.policy_latency.start_timer();
+            let decided = self
+                .policy
+                .as_ref()
+                .map(|p| p.decide(&DecisionInput::from_finding(&finding, at)));
+            timer.observe_duration();
+            let decision = match decided {
+                Some(result) => match result {
                     Ok(d) => Some(d),
                     Err(e) => {
                         out.skipped

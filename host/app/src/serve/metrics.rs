@@ -94,6 +94,13 @@ impl Metrics {
         registry.register(Box::new(m.reloads.clone()))?;
         registry.register(Box::new(m.webhook_deliveries.clone()))?;
         registry.register(Box::new(m.queue_depth.clone()))?;
+        // Series with known labels exist from the start at zero, so that
+        // dashboards and alerts see them before the first event.
+        for kind in ["plugin", "policy"] {
+            for outcome in ["applied", "rejected"] {
+                m.reloads.with_label_values(&[kind, outcome]);
+            }
+        }
         Ok(m)
     }
 }
