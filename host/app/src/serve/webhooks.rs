@@ -68,6 +68,14 @@ pub fn verify_github_signature(
         .map_err(|_| "X-Hub-Signature-256 does not match the body")
 }
 
+fn count(service: &Service, connector: &str, outcome: &str) {
+    service
+        .metrics
+        .webhook_deliveries
+        .with_label_values(&[connector, outcome])
+        .inc();
+}
+
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -79,13 +87,7 @@ async fn github(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = secret(&service, &connector, WebhookProvider::Github)?;
-    let counted = |outcome: &str| {
-        service
-            .metrics
-            .webhook_deliveries
-            .with_label_values(&[connector.as_str(), outcome])
-            .inc();
-    };
+    let counted = |outcome: &str| count(&service, &connector, outcome);
     if let Err(why) = verify_github_signature(
         key.as_bytes(),
         &body,
@@ -115,13 +117,7 @@ async fn gitlab(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = secret(&service, &connector, WebhookProvider::Gitlab)?;
-    let counted = |outcome: &str| {
-        service
-            .metrics
-            .webhook_deliveries
-            .with_label_values(&[connector.as_str(), outcome])
-            .inc();
-    };
+    let counted = |outcome: &str| count(&service, &connector, outcome);
     let token = header(&headers, "x-gitlab-token").unwrap_or_default();
     if token.is_empty() || !same_secret(token.as_bytes(), key.as_bytes()) {
         counted("unauthorized");
