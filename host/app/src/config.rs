@@ -130,6 +130,8 @@ pub enum Backend {
     /// A durable database file under the state folder; no server needed.
     #[default]
     Embedded,
+    /// A Neo4j 5 server, shared by every replica.
+    Neo4j,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -137,8 +139,35 @@ pub enum Backend {
 pub struct StoreConfig {
     #[serde(default)]
     pub backend: Backend,
-    /// The database file; defaults to `twin.redb` in the state folder.
+    /// The embedded database file; defaults to `twin.redb` in the state
+    /// folder.
     pub path: Option<PathBuf>,
+    /// With `backend: neo4j`: where and how to connect.
+    pub neo4j: Option<Neo4jConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neo4jConfig {
+    /// `bolt://host:7687` or `neo4j://host:7687`.
+    pub uri: String,
+    #[serde(default = "neo4j_user")]
+    pub user: String,
+    /// Where the password is read from; none for a server without auth.
+    pub password: Option<SecretSource>,
+    pub database: Option<String>,
+    /// Bounds every exchange with the server, through the driver's own
+    /// settings.
+    #[serde(default = "neo4j_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn neo4j_user() -> String {
+    "neo4j".into()
+}
+
+fn neo4j_timeout() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +298,30 @@ impl Config {
                     self.store.path = Some(value.clone().into());
                     Ok(())
                 }
+                "store__backend" => match value.as_str() {
+                    "embedded" => {
+                        self.store.backend = Backend::Embedded;
+                        Ok(())
+                    }
+                    "neo4j" => {
+                        self.store.backend = Backend::Neo4j;
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "ORG_MESH_STORE__BACKEND: {other:?} is not embedded or neo4j"
+                    )),
+                },
+                "store__neo4j__uri" => {
+                    let neo4j = self.store.neo4j.get_or_insert_with(|| Neo4jConfig {
+                        uri: String::new(),
+                        user: neo4j_user(),
+                        password: None,
+                        database: None,
+                        timeout_secs: neo4j_timeout(),
+                    });
+                    neo4j.uri = value.clone();
+                    Ok(())
+                }
                 "plugins__dirs" => {
                     self.plugins.dirs = value
                         .split(':')
@@ -337,6 +390,9 @@ impl Config {
     }
 
     fn check(&self, problems: &mut Vec<String>) {
+        if self.store.backend == Backend::Neo4j && self.store.neo4j.is_none() {
+            problems.push("store.neo4j: backend neo4j needs its uri".into());
+        }
         if self.plugins.dirs.is_empty() {
             problems.push("plugins.dirs: at least one folder is needed".into());
         }

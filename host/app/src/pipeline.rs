@@ -167,8 +167,28 @@ impl Twin {
         let mut report = ScanReport::default();
         progress.step("opening the twin");
         let store_path = config.store_path();
-        let store: Arc<dyn GraphStore> = match config.store.backend {
-            Backend::Embedded => Arc::new(
+        let store: Arc<dyn GraphStore> = match (&config.store.backend, &config.store.neo4j) {
+            (Backend::Neo4j, Some(neo4j)) => {
+                let password = match &neo4j.password {
+                    Some(source) => source
+                        .read()
+                        .map_err(|e| anyhow::anyhow!("store.neo4j.password: {e}"))?,
+                    None => String::new(),
+                };
+                let options = org_mesh_store::Neo4jOptions {
+                    user: neo4j.user.clone(),
+                    password,
+                    database: neo4j.database.clone(),
+                    query_timeout: std::time::Duration::from_secs(neo4j.timeout_secs),
+                    ..org_mesh_store::Neo4jOptions::local(neo4j.uri.clone())
+                };
+                Arc::new(
+                    org_mesh_store::Neo4jStore::connect(options)
+                        .await
+                        .with_context(|| format!("connecting to Neo4j at {}", neo4j.uri))?,
+                )
+            }
+            _ => Arc::new(
                 EmbeddedStore::open(&store_path)
                     .await
                     .with_context(|| format!("opening the twin at {}", store_path.display()))?,

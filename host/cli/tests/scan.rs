@@ -394,3 +394,59 @@ fn an_invalid_configuration_exits_2_naming_each_problem() {
         "{err}"
     );
 }
+
+#[test]
+fn the_scan_finds_the_same_on_neo4j() {
+    let url = std::env::var("ORG_MESH_TEST_NEO4J_URL").unwrap_or_else(|_| {
+        panic!(
+            "ORG_MESH_TEST_NEO4J_URL is not set: start Neo4j with conformance/neo4j/run start DIR"
+        )
+    });
+    let scenario = scenario("org-scan");
+    let scan = Scan::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(["scan", "--json", "--config"])
+        .arg(demo_config())
+        .env("ORG_MESH_STATE_DIR", scan.state.path())
+        .env("ORG_MESH_STORE__BACKEND", "neo4j")
+        .env("ORG_MESH_STORE__NEO4J__URI", &url)
+        .env("GITHUB_API_URL", &scenario.api_url)
+        .env("GITHUB_API_HOST", replay().host())
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+        .output()
+        .unwrap_or_else(|e| panic!("running org-mesh: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = rules_of(&json_findings(&out));
+    for expected in [
+        (
+            "idp-offboarded-has-admin",
+            "Account(github:octocat)",
+            "critical",
+        ),
+        (
+            "org-2fa-not-required",
+            "Organisation(github:octokit-fixture-org)",
+            "medium",
+        ),
+        (
+            "branch-protection-below-baseline",
+            "Repository(github:octocat/Hello-World)",
+            "medium",
+        ),
+    ] {
+        let expected = (
+            expected.0.to_string(),
+            expected.1.to_string(),
+            expected.2.to_string(),
+        );
+        assert!(
+            rules.contains(&expected),
+            "{expected:?} missing from {rules:?}"
+        );
+    }
+    assert!(pending(&scenario).is_empty());
+}

@@ -7,6 +7,7 @@
 
 mod embedded;
 pub mod identity;
+mod neo4j;
 mod prepare;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use org_mesh_model::{
 
 pub use embedded::EmbeddedStore;
 pub use identity::{ExplicitMapping, resolve};
+pub use neo4j::{Neo4jOptions, Neo4jStore};
 
 /// The twin: nodes and edges with their provenance, and a change log.
 ///
@@ -142,6 +144,13 @@ pub enum StoreError {
         operation: &'static str,
         #[source]
         source: redb::Error,
+    },
+    #[error("the Neo4j store at {location} failed while {operation}")]
+    Neo4j {
+        location: String,
+        operation: &'static str,
+        #[source]
+        source: neo4rs::Error,
     },
     #[error("the store at {location} holds a record it cannot read under {key:?}")]
     Corrupt {

@@ -1,7 +1,9 @@
 //! The graph store suite. `suite` and `identity` take any
 //! `Arc<dyn GraphStore>`, so every backend runs the same checks; the
 //! `embedded` module runs them on the redb store and adds what only a file
-//! can show (restarts, corruption, schema versions).
+//! can show (restarts, corruption, schema versions). The `neo4j` module runs
+//! them on a Neo4j server whose Bolt URL is in `ORG_MESH_TEST_NEO4J_URL`;
+//! `conformance/neo4j/run start DIR` starts one.
 
 #![expect(
     clippy::expect_used,
@@ -100,6 +102,20 @@ macro_rules! backend_suite {
     };
 }
 
+/// Like `backend_suite`, for a backend whose fresh store takes async set-up
+/// and a guard held for the whole test, such as a lock on a shared server.
+macro_rules! backend_suite_async {
+    ($setup:path; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $setup().await;
+                $module::$name(store).await;
+            }
+        )*
+    };
+}
+
 #[path = "store_suite/suite.rs"]
 mod suite;
 
@@ -108,3 +124,6 @@ mod identity;
 
 #[path = "store_suite/embedded.rs"]
 mod embedded;
+
+#[path = "store_suite/neo4j.rs"]
+mod neo4j;
