@@ -360,6 +360,27 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 400);
+    // A refused delivery is not remembered: fixed and redelivered with the
+    // same id, it is applied.
+    let (_, payload) = examples
+        .iter()
+        .find(|(e, _)| e == "organization")
+        .unwrap_or_else(|| panic!("no organization example"));
+    let fixed = payload.to_string();
+    let resp = http
+        .post(&url)
+        .header("x-github-event", "organization")
+        .header("x-github-delivery", "junk")
+        .header("x-hub-signature-256", sign(fixed.as_bytes()))
+        .body(fixed)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        resp.status(),
+        202,
+        "a redelivery after a failure is applied"
+    );
 
     let big = "x".repeat(300_000);
     let resp = http
@@ -371,6 +392,8 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 
     let resp = http
         .post(format!("{}/webhooks/github/nobody", server.base))
@@ -553,6 +576,52 @@ async fn the_api_checks_tokens_and_roles_and_answers_in_one_error_shape() {
     let (status, body) = get_json(&http, &format!("{api}/nothing-here"), Some(VIEWER)).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
+
+    // axum's own rejections come in the same shape.
+    let (status, body) = get_json(&http, &format!("{api}/findings?colour=red"), Some(VIEWER)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let (status, body) = get_json(&http, &format!("{api}/entities"), Some(VIEWER)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("label")),
+        "{body}"
+    );
+    let resp = http
+        .delete(format!("{api}/findings"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 405);
+    let body: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
+    // The scheme name is case-insensitive.
+    let resp = http
+        .get(format!("{api}/policies"))
+        .header("authorization", format!("bearer {VIEWER}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+
+    // The recorded scenario answers once; a second sync fails and says so.
+    let resp = http
+        .post(format!("{api}/sync"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(body["synced"], false, "{body}");
+    assert!(body["connectors"][0]["error"].is_string(), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,43 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Gives axum's own rejections (a malformed query, a wrong method, a body
+/// over the limit) the API's error shape, so clients parse one shape.
+pub async fn one_error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        _ => "error",
+    };
+    // Rejection texts are short; anything longer is cut rather than read.
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
+}
+
 /// The caller's role, from its bearer token.
 pub struct Caller {
     pub role: Role,
@@ -92,10 +129,13 @@ impl FromRequestParts<Arc<Service>> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| unauthorised("an Authorization: Bearer token is required"))?;
+        // The scheme name is case-insensitive in HTTP.
         let bearer = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| unauthorised("the Authorization header is not a Bearer token"))?;
         let (role, name) = service
             .role_of(bearer)
@@ -336,11 +376,17 @@ async fn policies(
 async fn sync(caller: Caller, State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
     tracing::info!(by = %caller.name, "Sync requested through the API");
-    service
+    let runs = service
         .sync_all()
         .await
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"synced": true}))).into_response())
+    let all_ok = runs.iter().all(|r| r.error.is_none());
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Ok((status, Json(json!({"synced": all_ok, "connectors": runs}))).into_response())
 }
 
 async fn openapi() -> Json<Value> {

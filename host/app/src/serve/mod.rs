@@ -49,8 +49,12 @@ struct Deliveries {
 const DELIVERIES_REMEMBERED: usize = 10_000;
 
 impl Deliveries {
-    /// True the first time an id is seen.
-    fn first(&mut self, id: &str) -> bool {
+    fn seen(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+
+    /// Remembers an applied delivery; false if it was already known.
+    fn remember(&mut self, id: &str) -> bool {
         if !self.seen.insert(id.to_string()) {
             return false;
         }
@@ -96,29 +100,46 @@ impl Service {
             tracing::error!(skipped = %s, "Left out of the service");
         }
         let metrics = Metrics::new(&twin.metrics).context("registering metrics")?;
+        // Every unreadable secret is reported at once, before anything
+        // serves.
+        let mut problems = Vec::new();
+        let mut read = |what: String, source: &org_mesh_runtime::SecretSource| match source.read() {
+            Ok(s) if s.is_empty() => {
+                problems.push(format!("{what} is empty"));
+                None
+            }
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!("{what}: {e}"));
+                None
+            }
+        };
         let mut tokens = Vec::new();
         for t in &config.serve.tokens {
-            let secret = t
-                .secret
-                .read()
-                .map_err(|e| anyhow::anyhow!("serve.tokens.{}: {e}", t.name))?;
-            tokens.push(auth::Token::new(&t.name, t.role, &secret));
-        }
-        let mut webhooks = BTreeMap::new();
-        for c in &config.connectors {
-            if let Some(w) = &c.webhook {
-                let secret = w
-                    .secret
-                    .read()
-                    .map_err(|e| anyhow::anyhow!("connectors.{}.webhook.secret: {e}", c.name))?;
-                if secret.is_empty() {
-                    anyhow::bail!("connectors.{}.webhook.secret is empty", c.name);
-                }
-                webhooks.insert(c.name.clone(), (w.provider, secret));
+            if let Some(secret) = read(format!("serve.tokens.{}", t.name), &t.secret) {
+                tokens.push(auth::Token::new(&t.name, t.role, &secret));
             }
         }
+        let mut webhooks = BTreeMap::new();
+        let mut scim_tokens = BTreeMap::new();
+        for c in &config.connectors {
+            if let Some(w) = &c.webhook
+                && let Some(secret) =
+                    read(format!("connectors.{}.webhook.secret", c.name), &w.secret)
+            {
+                webhooks.insert(c.name.clone(), (w.provider, secret));
+            }
+            if let Some(s) = &c.scim
+                && let Some(token) = read(format!("connectors.{}.scim.token", c.name), &s.token)
+            {
+                scim_tokens.insert(c.name.clone(), org_mesh_scim::Endpoint { token });
+            }
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("{}", problems.join("; "));
+        }
         let sink = Arc::new(scim::TwinSink::default());
-        let scim = Self::scim(&config, sink.clone())?;
+        let scim = Self::scim(&config, scim_tokens, sink.clone())?;
         let service = Arc::new(Service {
             twin,
             config,
@@ -139,21 +160,9 @@ impl Service {
     /// its resources kept beside the twin.
     fn scim(
         config: &Config,
+        endpoints: BTreeMap<String, org_mesh_scim::Endpoint>,
         sink: Arc<scim::TwinSink>,
     ) -> anyhow::Result<Option<Arc<org_mesh_scim::ScimService>>> {
-        let mut endpoints = BTreeMap::new();
-        for c in &config.connectors {
-            if let Some(s) = &c.scim {
-                let token = s
-                    .token
-                    .read()
-                    .map_err(|e| anyhow::anyhow!("connectors.{}.scim.token: {e}", c.name))?;
-                if token.is_empty() {
-                    anyhow::bail!("connectors.{}.scim.token is empty", c.name);
-                }
-                endpoints.insert(c.name.clone(), org_mesh_scim::Endpoint { token });
-            }
-        }
         if endpoints.is_empty() {
             return Ok(None);
         }
@@ -165,11 +174,20 @@ impl Service {
         Ok(Some(Arc::new(service)))
     }
 
-    fn first_delivery(&self, id: &str) -> bool {
+    /// Whether a delivery was applied before. Only applied deliveries are
+    /// remembered, so one that failed can be redelivered with its id.
+    fn delivered(&self, id: &str) -> bool {
         match self.deliveries.lock() {
-            Ok(mut d) => d.first(id),
-            Err(poisoned) => poisoned.into_inner().first(id),
+            Ok(d) => d.seen(id),
+            Err(poisoned) => poisoned.into_inner().seen(id),
         }
+    }
+
+    fn remember_delivery(&self, id: &str) {
+        match self.deliveries.lock() {
+            Ok(mut d) => d.remember(id),
+            Err(poisoned) => poisoned.into_inner().remember(id),
+        };
     }
 
     /// Applies a batch from a connector and re-evaluates the twin.
@@ -192,10 +210,12 @@ impl Service {
         Ok(skipped)
     }
 
-    /// Syncs every connector, then evaluates once.
-    pub async fn sync_all(&self) -> anyhow::Result<()> {
+    /// Syncs every pulled connector, then evaluates once. Returns each
+    /// connector's run, failures included.
+    pub async fn sync_all(&self) -> anyhow::Result<Vec<crate::pipeline::ConnectorRun>> {
         let _turn = self.pipeline.lock().await;
         let mut skipped = Vec::new();
+        let mut runs = Vec::new();
         for index in 0.. {
             let started = Instant::now();
             let Some(pulled) = self.twin.sync(index, &mut skipped).await else {
@@ -218,12 +238,14 @@ impl Service {
                     "Synced"
                 ),
             }
+            runs.push(run);
         }
         for s in skipped {
             tracing::warn!(skipped = %s, "Record left out");
         }
         self.twin.resolve_identities().await?;
-        self.evaluate_locked().await
+        self.evaluate_locked().await?;
+        Ok(runs)
     }
 
     async fn evaluate_locked(&self) -> anyhow::Result<()> {
@@ -281,6 +303,7 @@ pub fn router(service: Arc<Service>) -> Router {
     let mut app = Router::new()
         .merge(webhooks::routes())
         .merge(api::routes())
+        .layer(axum::middleware::map_response(api::one_error_shape))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service);
     if let Some(scim) = scim {
@@ -300,6 +323,9 @@ async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
     }
 }
 
+/// How long requests in flight may take to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+
 /// Runs the service until `shutdown` resolves, then drains requests in
 /// flight and returns.
 pub async fn run(
@@ -318,8 +344,12 @@ pub async fn run(
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {
         loop {
-            if let Err(e) = syncer.sync_all().await {
-                tracing::error!(error = %format!("{e:#}"), "Scheduled sync failed");
+            match syncer.sync_all().await {
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "Scheduled sync failed"),
+                Ok(runs) if runs.iter().any(|r| r.error.is_some()) => {
+                    tracing::warn!("Some connectors failed to sync; see above and /api/v1/sync")
+                }
+                Ok(_) => {}
             }
             syncer.ready.store(true, Ordering::Relaxed);
             if interval == 0 {
@@ -330,10 +360,28 @@ pub async fn run(
     });
 
     let app = router(service.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let graceful = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let serving = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    // Requests in flight get a bounded time to finish: one stalled client
+    // must not hold a pod's termination for ever.
+    let deadline = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        result = serving => result.context("serving HTTP"),
+        () = deadline => {
+            tracing::warn!(secs = DRAIN_DEADLINE.as_secs(), "Requests still in flight at the drain deadline; stopping anyway");
+            Ok(())
+        }
+    };
     sync_task.abort();
     tracing::info!("Stopped");
     served

@@ -97,8 +97,9 @@ async fn github(
         tracing::warn!(%connector, why, "Refused a webhook delivery");
         return Err(unauthorised(why));
     }
-    if let Some(id) = header(&headers, "x-github-delivery")
-        && !service.first_delivery(&format!("{connector}/{id}"))
+    let delivery = header(&headers, "x-github-delivery").map(|id| format!("{connector}/{id}"));
+    if let Some(id) = &delivery
+        && service.delivered(id)
     {
         counted("duplicate");
         return Ok((
@@ -107,7 +108,11 @@ async fn github(
         )
             .into_response());
     }
-    deliver(&service, &connector, &headers, body, counted).await
+    let answer = deliver(&service, &connector, &headers, body, counted).await?;
+    if let Some(id) = &delivery {
+        service.remember_delivery(id);
+    }
+    Ok(answer)
 }
 
 async fn gitlab(
@@ -121,6 +126,7 @@ async fn gitlab(
     let token = header(&headers, "x-gitlab-token").unwrap_or_default();
     if token.is_empty() || !same_secret(token.as_bytes(), key.as_bytes()) {
         counted("unauthorized");
+        tracing::warn!(%connector, "Refused a webhook delivery: X-Gitlab-Token missing or wrong");
         return Err(unauthorised("X-Gitlab-Token is missing or wrong"));
     }
     deliver(&service, &connector, &headers, body, counted).await
