@@ -52,6 +52,11 @@ pub struct ServeConfig {
     /// Bearer tokens of the API, each with a role.
     #[serde(default)]
     pub tokens: Vec<ApiToken>,
+    /// The URL clients reach the service at (`https://org-mesh.example.com`),
+    /// used in the locations SCIM answers carry. Without it they are built
+    /// from the request's `Host` header and `http://`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -61,6 +66,7 @@ impl Default for ServeConfig {
             body_limit_bytes: default_body_limit(),
             sync_interval_secs: default_sync_interval(),
             tokens: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -347,6 +353,10 @@ impl Config {
                         .map(|n| self.serve.body_limit_bytes = n)
                         .map_err(|e| e.to_string())
                 }),
+                "serve__public_url" => {
+                    self.serve.public_url = Some(value.clone());
+                    Ok(())
+                }
                 "serve__sync_interval_secs" => {
                     number("a number of seconds").map(|n| self.serve.sync_interval_secs = n)
                 }

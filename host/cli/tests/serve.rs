@@ -66,6 +66,7 @@ async fn start() -> Server {
         .env("ORG_MESH_SERVE__LISTEN", format!("127.0.0.1:{port}"))
         .env("ORG_MESH_SERVE__SYNC_INTERVAL_SECS", "0")
         .env("ORG_MESH_SERVE__BODY_LIMIT_BYTES", "262144")
+        .env("ORG_MESH_SERVE__PUBLIC_URL", "https://org-mesh.example.com")
         .env("GITHUB_API_URL", &scenario.api_url)
         .env("GITHUB_API_HOST", replay().host())
         .env("API_VIEWER_TOKEN", VIEWER)
@@ -170,6 +171,16 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(created.status(), 201);
+    let location = created
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        location.starts_with("https://org-mesh.example.com/scim/v2/okta/Users/"),
+        "the public URL, not the Host header: {location}"
+    );
     let created: Value = created.json().await.unwrap_or_else(|e| panic!("{e}"));
     let id = created["id"]
         .as_str()

@@ -169,8 +169,11 @@ impl Service {
         let path = config.state_dir.join("scim.redb");
         let repository = org_mesh_scim::EmbeddedRepository::open(&path)
             .with_context(|| format!("opening the SCIM store at {}", path.display()))?;
-        let service = org_mesh_scim::ScimService::new(Arc::new(repository), sink, endpoints)
+        let mut service = org_mesh_scim::ScimService::new(Arc::new(repository), sink, endpoints)
             .with_body_limit(config.serve.body_limit_bytes);
+        if let Some(url) = &config.serve.public_url {
+            service = service.with_base_url(url.clone());
+        }
         Ok(Some(Arc::new(service)))
     }
 
