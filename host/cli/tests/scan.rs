@@ -31,6 +31,17 @@ impl Scan {
     }
 
     fn run(&self, config: &Path, scenario: &Scenario, args: &[&str]) -> Output {
+        self.run_with(config, scenario, args, &[])
+    }
+
+    /// As `run`, with extra environment variables for org-mesh.
+    fn run_with(
+        &self,
+        config: &Path,
+        scenario: &Scenario,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         Command::new(env!("CARGO_BIN_EXE_org-mesh"))
             .arg("scan")
             .arg("--config")
@@ -40,6 +51,7 @@ impl Scan {
             .env("GITHUB_API_URL", &scenario.api_url)
             .env("GITHUB_API_HOST", replay().host())
             .env("GITHUB_TOKEN", GITHUB_TOKEN)
+            .envs(env.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("running org-mesh: {e}"))
     }
@@ -58,6 +70,14 @@ fn json_findings(out: &Output) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
+}
+
+/// Fails unless every (rule, subject, severity) is among `rules`.
+fn assert_found(rules: &[(String, String, String)], expected: &[(&str, &str, &str)]) {
+    for (rule, subject, severity) in expected {
+        let want = (rule.to_string(), subject.to_string(), severity.to_string());
+        assert!(rules.contains(&want), "{want:?} missing from {rules:?}");
+    }
 }
 
 fn rules_of(findings: &[serde_json::Value]) -> Vec<(String, String, String)> {
@@ -115,34 +135,27 @@ fn json_output_carries_evidence_decisions_and_plans() {
     );
     let findings = json_findings(&out);
     let rules = rules_of(&findings);
-    for expected in [
-        (
-            "idp-offboarded-has-admin",
-            "Account(github:octocat)",
-            "critical",
-        ),
-        ("account-without-mfa", "Account(github:octocat)", "high"),
-        (
-            "org-2fa-not-required",
-            "Organisation(github:octokit-fixture-org)",
-            "medium",
-        ),
-        (
-            "branch-protection-below-baseline",
-            "Repository(github:octocat/Hello-World)",
-            "medium",
-        ),
-    ] {
-        let expected = (
-            expected.0.to_string(),
-            expected.1.to_string(),
-            expected.2.to_string(),
-        );
-        assert!(
-            rules.contains(&expected),
-            "{expected:?} missing from {rules:?}"
-        );
-    }
+    assert_found(
+        &rules,
+        &[
+            (
+                "idp-offboarded-has-admin",
+                "Account(github:octocat)",
+                "critical",
+            ),
+            ("account-without-mfa", "Account(github:octocat)", "high"),
+            (
+                "org-2fa-not-required",
+                "Organisation(github:octokit-fixture-org)",
+                "medium",
+            ),
+            (
+                "branch-protection-below-baseline",
+                "Repository(github:octocat/Hello-World)",
+                "medium",
+            ),
+        ],
+    );
 
     let offboarded = findings
         .iter()
@@ -403,50 +416,40 @@ fn the_scan_finds_the_same_on_neo4j() {
         )
     });
     let scenario = scenario("org-scan");
-    let scan = Scan::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
-        .args(["scan", "--json", "--config"])
-        .arg(demo_config())
-        .env("ORG_MESH_STATE_DIR", scan.state.path())
-        .env("ORG_MESH_STORE__BACKEND", "neo4j")
-        .env("ORG_MESH_STORE__NEO4J__URI", &url)
-        .env("GITHUB_API_URL", &scenario.api_url)
-        .env("GITHUB_API_HOST", replay().host())
-        .env("GITHUB_TOKEN", GITHUB_TOKEN)
-        .output()
-        .unwrap_or_else(|e| panic!("running org-mesh: {e}"));
+    let out = Scan::new().run_with(
+        &demo_config(),
+        &scenario,
+        &["--json"],
+        &[
+            ("ORG_MESH_STORE__BACKEND", "neo4j"),
+            ("ORG_MESH_STORE__NEO4J__URI", &url),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let rules = rules_of(&json_findings(&out));
-    for expected in [
-        (
-            "idp-offboarded-has-admin",
-            "Account(github:octocat)",
-            "critical",
-        ),
-        (
-            "org-2fa-not-required",
-            "Organisation(github:octokit-fixture-org)",
-            "medium",
-        ),
-        (
-            "branch-protection-below-baseline",
-            "Repository(github:octocat/Hello-World)",
-            "medium",
-        ),
-    ] {
-        let expected = (
-            expected.0.to_string(),
-            expected.1.to_string(),
-            expected.2.to_string(),
-        );
-        assert!(
-            rules.contains(&expected),
-            "{expected:?} missing from {rules:?}"
-        );
-    }
+    assert_found(
+        &rules,
+        &[
+            (
+                "idp-offboarded-has-admin",
+                "Account(github:octocat)",
+                "critical",
+            ),
+            (
+                "org-2fa-not-required",
+                "Organisation(github:octokit-fixture-org)",
+                "medium",
+            ),
+            (
+                "branch-protection-below-baseline",
+                "Repository(github:octocat/Hello-World)",
+                "medium",
+            ),
+        ],
+    );
     assert!(pending(&scenario).is_empty());
 }

@@ -118,6 +118,38 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Posts a GitHub delivery signed with the test secret.
+async fn signed(
+    http: &reqwest::Client,
+    url: &str,
+    event: &str,
+    delivery: Option<&str>,
+    body: String,
+) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header("x-github-event", event)
+        .header("x-hub-signature-256", sign(body.as_bytes()))
+        .header("content-type", "application/json");
+    if let Some(id) = delivery {
+        req = req.header("x-github-delivery", id);
+    }
+    req.body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+async fn metrics(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
 fn rules(findings: &Value) -> Vec<String> {
     findings["findings"]
         .as_array()
@@ -242,14 +274,7 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         "{entity}"
     );
 
-    let metrics = http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let metrics = metrics(&http, &server.base).await;
     for name in [
         "org_mesh_ingest_duration_seconds_count{connector=\"okta\"}",
         "org_mesh_graph_nodes_count{label=\"Person\"}",
@@ -309,16 +334,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     assert!(examples.len() >= 80, "only {} examples", examples.len());
     for (i, (event, payload)) in examples.iter().enumerate() {
         let body = payload.to_string();
-        let resp = http
-            .post(&url)
-            .header("x-github-event", event)
-            .header("x-github-delivery", format!("delivery-{i}"))
-            .header("x-hub-signature-256", sign(body.as_bytes()))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let resp = signed(&http, &url, event, Some(&format!("delivery-{i}")), body).await;
         let status = resp.status();
         assert!(
             status.is_success(),
@@ -330,15 +346,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     // The same delivery again is not applied twice.
     let (event, payload) = &examples[0];
     let body = payload.to_string();
-    let again = http
-        .post(&url)
-        .header("x-github-event", event.as_str())
-        .header("x-github-delivery", "delivery-0")
-        .header("x-hub-signature-256", sign(body.as_bytes()))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let again = signed(&http, &url, event, Some("delivery-0"), body.clone()).await;
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap_or_default();
     assert_eq!(again["duplicate"], true);
@@ -361,15 +369,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     // A malformed body with a valid signature: the connector refuses it,
     // nothing is stored, the server goes on.
     let junk = "{not json";
-    let resp = http
-        .post(&url)
-        .header("x-github-event", "organization")
-        .header("x-github-delivery", "junk")
-        .header("x-hub-signature-256", sign(junk.as_bytes()))
-        .body(junk)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = signed(&http, &url, "organization", Some("junk"), junk.to_string()).await;
     assert_eq!(resp.status(), 400);
     // A refused delivery is not remembered: fixed and redelivered with the
     // same id, it is applied.
@@ -378,15 +378,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         .find(|(e, _)| e == "organization")
         .unwrap_or_else(|| panic!("no organization example"));
     let fixed = payload.to_string();
-    let resp = http
-        .post(&url)
-        .header("x-github-event", "organization")
-        .header("x-github-delivery", "junk")
-        .header("x-hub-signature-256", sign(fixed.as_bytes()))
-        .body(fixed)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = signed(&http, &url, "organization", Some("junk"), fixed).await;
     assert_eq!(
         resp.status(),
         202,
@@ -394,14 +386,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     );
 
     let big = "x".repeat(300_000);
-    let resp = http
-        .post(&url)
-        .header("x-github-event", "push")
-        .header("x-hub-signature-256", sign(big.as_bytes()))
-        .body(big)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = signed(&http, &url, "push", None, big).await;
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap_or_default();
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
@@ -414,14 +399,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 404);
 
-    let metrics = http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let metrics = metrics(&http, &server.base).await;
     assert!(
         metrics.contains(
             "org_mesh_webhook_deliveries_total{connector=\"github\",outcome=\"applied\"}"
@@ -884,15 +862,8 @@ async fn a_webhook_membership_reaches_the_twin() {
         .unwrap_or_default()
         .to_string();
     let body = example.1.to_string();
-    let resp = http
-        .post(format!("{}/webhooks/github/github", server.base))
-        .header("x-github-event", "organization")
-        .header("x-github-delivery", "member-added-1")
-        .header("x-hub-signature-256", sign(body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{}/webhooks/github/github", server.base);
+    let resp = signed(&http, &url, "organization", Some("member-added-1"), body).await;
     assert!(resp.status().is_success());
     let entity = account(&http, &server.base, &format!("github:{login}")).await;
     let states: Vec<&str> = entity["edges"]

@@ -199,7 +199,7 @@ pub(crate) fn check_time(at: Timestamp) -> Result<(), StoreError> {
 }
 
 /// What observing `observed` does to a record stored as `previous`.
-pub(crate) fn observe(
+fn observe(
     previous: Option<(&Properties, &Provenance)>,
     observed: &Properties,
     source: &str,
@@ -238,7 +238,7 @@ fn nulls(props: &Properties) -> BTreeSet<String> {
 
 /// The properties a partial observation leaves: what was stored, less what
 /// it cleared, overwritten by what it set.
-pub(crate) fn merge(
+fn merge(
     stored: Option<&Properties>,
     cleared: Option<&BTreeSet<String>>,
     observed: Properties,
@@ -249,6 +249,23 @@ pub(crate) fn merge(
     }
     merged.extend(observed);
     merged
+}
+
+/// What observing a record does to it: in a partial batch (`cleared` is
+/// `Some`) its properties are first merged into the stored ones; then the
+/// change kind and the new provenance follow from the stored version.
+pub(crate) fn settle(
+    previous: Option<(&Properties, &Provenance)>,
+    properties: &mut Properties,
+    cleared: Option<Option<&BTreeSet<String>>>,
+    source: &str,
+    at: Timestamp,
+) -> (ChangeKind, Provenance) {
+    if let Some(cleared) = cleared {
+        let observed = std::mem::take(properties);
+        *properties = merge(previous.map(|(p, _)| p), cleared, observed);
+    }
+    observe(previous, properties, source, at)
 }
 
 /// True when coverage by `source` marks a record with `provenance`.

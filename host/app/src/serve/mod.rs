@@ -95,13 +95,8 @@ impl Service {
     /// route whose secret cannot be read is a start-up error: a route that
     /// accepts unauthenticated deliveries must never exist.
     pub async fn open(config: Config) -> anyhow::Result<Arc<Service>> {
-        let twin = Twin::open(&config, &Quiet).await?;
-        for s in &twin.skipped {
-            tracing::error!(skipped = %s, "Left out of the service");
-        }
-        let metrics = Metrics::new(&twin.metrics).context("registering metrics")?;
-        // Every unreadable secret is reported at once, before anything
-        // serves.
+        // Every unreadable secret is reported at once, before the twin and
+        // the plugins are loaded for nothing.
         let mut problems = Vec::new();
         let mut read = |what: String, source: &org_mesh_runtime::SecretSource| match source.read() {
             Ok(s) if s.is_empty() => {
@@ -138,6 +133,11 @@ impl Service {
         if !problems.is_empty() {
             anyhow::bail!("{}", problems.join("; "));
         }
+        let twin = Twin::open(&config, &Quiet).await?;
+        for s in &twin.skipped {
+            tracing::error!(skipped = %s, "Left out of the service");
+        }
+        let metrics = Metrics::new(&twin.metrics).context("registering metrics")?;
         let sink = Arc::new(scim::TwinSink::default());
         let scim = Self::scim(&config, scim_tokens, sink.clone())?;
         let service = Arc::new(Service {

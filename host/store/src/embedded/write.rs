@@ -12,7 +12,7 @@ use super::{
     During, EDGES, EDGES_IN, HISTORY, LOG, Location, META, NEXT_SEQ_KEY, NODES, encode, get_json,
     keys, scan_json,
 };
-use crate::prepare::{Prepared, covered, edge_record, merge, node_record, observe};
+use crate::prepare::{Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
 
 pub(super) fn apply(
@@ -110,15 +110,12 @@ impl<'t> Writer<'t> {
         let reference = node.reference();
         let key = keys::node(&reference);
         let previous: Option<StoredNode> = get_json(&self.nodes, self.location, &key)?;
-        if let Some(cleared) = partial {
-            let stored = previous.as_ref().map(|p| &p.node.properties);
-            node.properties = merge(stored, cleared, std::mem::take(&mut node.properties));
-        }
-        let (kind, provenance) = observe(
+        let (kind, provenance) = settle(
             previous
                 .as_ref()
                 .map(|p| (&p.node.properties, &p.provenance)),
-            &node.properties,
+            &mut node.properties,
+            partial,
             self.source,
             self.at,
         );
@@ -140,15 +137,12 @@ impl<'t> Writer<'t> {
     ) -> Result<EdgeChange, StoreError> {
         let key = keys::edge_out(&edge.kind, &edge.from, &edge.to);
         let previous: Option<StoredEdge> = get_json(&self.edges, self.location, &key)?;
-        if let Some(cleared) = partial {
-            let stored = previous.as_ref().map(|p| &p.edge.properties);
-            edge.properties = merge(stored, cleared, std::mem::take(&mut edge.properties));
-        }
-        let (kind, provenance) = observe(
+        let (kind, provenance) = settle(
             previous
                 .as_ref()
                 .map(|p| (&p.edge.properties, &p.provenance)),
-            &edge.properties,
+            &mut edge.properties,
+            partial,
             self.source,
             self.at,
         );

@@ -11,7 +11,7 @@ use org_mesh_model::{
 };
 
 use super::{Neo4jStore, encode, entity_key};
-use crate::prepare::{EdgeKey, Prepared, covered, edge_record, merge, node_record, observe};
+use crate::prepare::{EdgeKey, Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
 
 type Params = HashMap<String, BoltType>;
@@ -82,16 +82,13 @@ impl Writer<'_> {
         let mut stored_nodes = fetch_nodes(self.store, txn, &refs).await?;
         for (reference, mut node) in std::mem::take(&mut batch.nodes) {
             let previous = stored_nodes.remove(&reference);
-            if batch.partial {
-                let stored = previous.as_ref().map(|p| &p.node.properties);
-                let cleared = batch.cleared_nodes.get(&reference);
-                node.properties = merge(stored, cleared, std::mem::take(&mut node.properties));
-            }
-            let (kind, provenance) = observe(
+            let cleared = batch.partial.then(|| batch.cleared_nodes.get(&reference));
+            let (kind, provenance) = settle(
                 previous
                     .as_ref()
                     .map(|p| (&p.node.properties, &p.provenance)),
-                &node.properties,
+                &mut node.properties,
+                cleared,
                 self.source,
                 self.at,
             );
@@ -109,16 +106,13 @@ impl Writer<'_> {
         let mut stored_edges = fetch_edges(self.store, txn, &keys).await?;
         for (key, mut edge) in std::mem::take(&mut batch.edges) {
             let previous = stored_edges.remove(&key);
-            if batch.partial {
-                let stored = previous.as_ref().map(|p| &p.edge.properties);
-                let cleared = batch.cleared_edges.get(&key);
-                edge.properties = merge(stored, cleared, std::mem::take(&mut edge.properties));
-            }
-            let (kind, provenance) = observe(
+            let cleared = batch.partial.then(|| batch.cleared_edges.get(&key));
+            let (kind, provenance) = settle(
                 previous
                     .as_ref()
                     .map(|p| (&p.edge.properties, &p.provenance)),
-                &edge.properties,
+                &mut edge.properties,
+                cleared,
                 self.source,
                 self.at,
             );

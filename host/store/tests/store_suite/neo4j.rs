@@ -32,26 +32,4 @@ pub async fn store() -> (MutexGuard<'static, ()>, Arc<dyn GraphStore>) {
     (guard, Arc::new(store))
 }
 
-backend_suite_async!(
-    store;
-    suite::idempotency,
-    suite::replace_semantics_and_null_is_absent,
-    suite::not_observed_needs_coverage,
-    suite::single_records_can_be_reported_gone,
-    suite::a_partial_batch_merges_properties,
-    suite::reobservation,
-    suite::invalid_records_are_skipped,
-    suite::edge_to_unknown_node_is_skipped,
-    suite::history_tells_when_admin_was_gained,
-    suite::values_round_trip,
-    suite::counts,
-    suite::concurrent_applies_all_land,
-    identity::people_come_from_idp_accounts,
-    identity::explicit_mapping,
-    identity::scim_external_id,
-    identity::saml_identity,
-    identity::verified_email,
-    identity::precedence,
-    identity::unlinked_and_unknown_person,
-    identity::links_lapse,
-);
+shared_suite!(backend_suite_async, store);
