@@ -4,13 +4,18 @@
 //! [`replay`] is GitHub's recorded REST traffic served by
 //! `@octokit/fixtures-server` (see `conformance/replay`), one shared server
 //! per test process. It needs the npm packages `.ci/setup` installs; when
-//! they are missing the test fails and says so.
+//! they are missing the test fails and says so. [`FaultProxy`] stands
+//! between org-mesh and a server to break the network on command.
 
 #![expect(
     clippy::panic,
     clippy::expect_used,
     reason = "a test harness fails loudly"
 )]
+
+mod fault_proxy;
+
+pub use fault_proxy::FaultProxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,7 @@
 //! A detector that breaks the rules on purpose, so the host's tests can show
 //! each sandbox limit holding. Its `mode` config picks the misbehaviour;
-//! `ok` behaves. Never load it in production.
+//! `ok` behaves, and `kv` counts its calls in the key-value store. Never
+//! load it in production.
 
 // Only the wasm build exports the plugin, so natively its code looks unused.
 // `allow`, not `expect`: test builds see the code as used and would leave an
@@ -9,7 +10,7 @@
 
 use org_mesh_plugin::detector::{DetectRequest, Finding, Guest};
 use org_mesh_plugin::types::{Description, NodeRef, PluginError, RuleInfo};
-use org_mesh_plugin::{graph, log};
+use org_mesh_plugin::{graph, kv, log};
 
 struct Misbehaving;
 
@@ -101,6 +102,19 @@ impl Guest for Misbehaving {
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Ok(Vec::new())
+            }
+            "kv" => {
+                // Counts its own calls in the key-value store, so a test can
+                // see where the state lives and whose it is.
+                let backend = |e: kv::Error| PluginError::Upstream(format!("kv: {e:?}"));
+                let calls: usize = kv::get("calls")
+                    .map_err(backend)?
+                    .and_then(|v| String::from_utf8(v).ok())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+                    + 1;
+                kv::set("calls", calls.to_string().as_bytes()).map_err(backend)?;
+                Ok(vec![finding(calls)])
             }
             "log-flood" => {
                 for i in 0..100_000 {

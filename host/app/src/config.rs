@@ -21,7 +21,9 @@ pub struct Config {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     #[serde(default)]
-    pub store: StoreConfig,
+    pub graph: GraphConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
     pub plugins: PluginsConfig,
     pub policies: PoliciesConfig,
     #[serde(default)]
@@ -142,7 +144,7 @@ pub enum Backend {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreConfig {
+pub struct GraphConfig {
     #[serde(default)]
     pub backend: Backend,
     /// The embedded database file; defaults to `twin.redb` in the state
@@ -166,6 +168,71 @@ pub struct Neo4jConfig {
     /// settings.
     #[serde(default = "neo4j_timeout")]
     pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// Kept in this process, with accepted work queued in a file under the
+    /// state folder: one node, no server.
+    #[default]
+    Memory,
+    /// A Redis 7 server, shared by every replica.
+    Redis,
+}
+
+/// Delivery de-duplication, plugin key-value state, sync locks, rate-limit
+/// budgets and the queue of accepted changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default)]
+    pub backend: CacheBackend,
+    /// With `backend: redis`: where and how to connect.
+    pub redis: Option<RedisConfig>,
+    /// How long a change taken by a worker may go unacknowledged before
+    /// another worker takes it over, as from a replica that died. Longer
+    /// than applying one change normally takes.
+    #[serde(default = "reclaim_after")]
+    pub reclaim_after_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            backend: CacheBackend::default(),
+            redis: None,
+            reclaim_after_secs: reclaim_after(),
+        }
+    }
+}
+
+fn reclaim_after() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:6379/0`. It is never logged whole, but a password is
+    /// better kept in `password`, read from a secret.
+    pub url: String,
+    /// Where the password is read from; none for a server without auth.
+    pub password: Option<SecretSource>,
+    /// Prefixes every key, so several deployments can share one server.
+    #[serde(default = "redis_prefix")]
+    pub prefix: String,
+    /// Bounds every exchange with the server.
+    #[serde(default = "redis_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn redis_prefix() -> String {
+    "org-mesh:".into()
+}
+
+fn redis_timeout() -> u64 {
+    5
 }
 
 fn neo4j_user() -> String {
@@ -273,7 +340,7 @@ impl Config {
     }
 
     /// Sets settings from `ORG_MESH_<PATH>` variables, the path's parts
-    /// joined by `__`: `ORG_MESH_STATE_DIR`, `ORG_MESH_STORE__PATH`,
+    /// joined by `__`: `ORG_MESH_STATE_DIR`, `ORG_MESH_GRAPH__PATH`,
     /// `ORG_MESH_PLUGINS__DIRS` (`:`-separated), `ORG_MESH_POLICIES__DIR`,
     /// `ORG_MESH_IDENTITY__MAPPINGS`, `ORG_MESH_SERVE__LISTEN`,
     /// `ORG_MESH_SERVE__BODY_LIMIT_BYTES`, `ORG_MESH_SERVE__SYNC_INTERVAL_SECS`.
@@ -300,33 +367,56 @@ impl Config {
                     self.state_dir = value.clone().into();
                     Ok(())
                 }
-                "store__path" => {
-                    self.store.path = Some(value.clone().into());
+                "graph__path" => {
+                    self.graph.path = Some(value.clone().into());
                     Ok(())
                 }
-                "store__backend" => match value.as_str() {
+                "graph__backend" => match value.as_str() {
                     "embedded" => {
-                        self.store.backend = Backend::Embedded;
+                        self.graph.backend = Backend::Embedded;
                         Ok(())
                     }
                     "neo4j" => {
-                        self.store.backend = Backend::Neo4j;
+                        self.graph.backend = Backend::Neo4j;
                         Ok(())
                     }
                     other => Err(format!(
-                        "ORG_MESH_STORE__BACKEND: {other:?} is not embedded or neo4j"
+                        "ORG_MESH_GRAPH__BACKEND: {other:?} is not embedded or neo4j"
                     )),
                 },
-                "store__neo4j__uri" => {
-                    let neo4j = self.store.neo4j.get_or_insert_with(|| Neo4jConfig {
-                        uri: String::new(),
-                        user: neo4j_user(),
-                        password: None,
-                        database: None,
-                        timeout_secs: neo4j_timeout(),
-                    });
-                    neo4j.uri = value.clone();
+                "graph__neo4j__uri" => {
+                    self.neo4j_mut().uri = value.clone();
                     Ok(())
+                }
+                "graph__neo4j__timeout_secs" => {
+                    number("a number of seconds").map(|n| self.neo4j_mut().timeout_secs = n)
+                }
+                "cache__backend" => match value.as_str() {
+                    "memory" => {
+                        self.cache.backend = CacheBackend::Memory;
+                        Ok(())
+                    }
+                    "redis" => {
+                        self.cache.backend = CacheBackend::Redis;
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "ORG_MESH_CACHE__BACKEND: {other:?} is not memory or redis"
+                    )),
+                },
+                "cache__redis__url" => {
+                    self.redis_mut().url = value.clone();
+                    Ok(())
+                }
+                "cache__redis__prefix" => {
+                    self.redis_mut().prefix = value.clone();
+                    Ok(())
+                }
+                "cache__redis__timeout_secs" => {
+                    number("a number of seconds").map(|n| self.redis_mut().timeout_secs = n)
+                }
+                "cache__reclaim_after_secs" => {
+                    number("a number of seconds").map(|n| self.cache.reclaim_after_secs = n)
                 }
                 "plugins__dirs" => {
                     self.plugins.dirs = value
@@ -361,7 +451,7 @@ impl Config {
                     number("a number of seconds").map(|n| self.serve.sync_interval_secs = n)
                 }
                 other
-                    if ["store", "plugins", "policies", "identity", "serve"]
+                    if ["graph", "cache", "plugins", "policies", "identity", "serve"]
                         .iter()
                         .any(|top| other.starts_with(&format!("{top}__"))) =>
                 {
@@ -376,6 +466,29 @@ impl Config {
                 problems.push(problem);
             }
         }
+    }
+
+    /// The Neo4j settings, created with their defaults when the variables
+    /// name them before the file does.
+    fn neo4j_mut(&mut self) -> &mut Neo4jConfig {
+        self.graph.neo4j.get_or_insert_with(|| Neo4jConfig {
+            uri: String::new(),
+            user: neo4j_user(),
+            password: None,
+            database: None,
+            timeout_secs: neo4j_timeout(),
+        })
+    }
+
+    /// The Redis settings, created with their defaults when the variables
+    /// name them before the file does.
+    fn redis_mut(&mut self) -> &mut RedisConfig {
+        self.cache.redis.get_or_insert_with(|| RedisConfig {
+            url: String::new(),
+            password: None,
+            prefix: redis_prefix(),
+            timeout_secs: redis_timeout(),
+        })
     }
 
     fn expand_variables(&mut self, problems: &mut Vec<String>) {
@@ -400,8 +513,20 @@ impl Config {
     }
 
     fn check(&self, problems: &mut Vec<String>) {
-        if self.store.backend == Backend::Neo4j && self.store.neo4j.is_none() {
-            problems.push("store.neo4j: backend neo4j needs its uri".into());
+        if self.graph.backend == Backend::Neo4j && self.graph.neo4j.is_none() {
+            problems.push("graph.neo4j: backend neo4j needs its uri".into());
+        }
+        if self.cache.backend == CacheBackend::Redis && self.cache.redis.is_none() {
+            problems.push("cache.redis: backend redis needs its url".into());
+        }
+        if let Some(redis) = &self.cache.redis
+            && !redis.url.starts_with("redis://")
+            && !redis.url.starts_with("rediss://")
+        {
+            problems.push(format!(
+                "cache.redis.url: {:?} is not a redis:// or rediss:// URL",
+                redacted(&redis.url)
+            ));
         }
         if self.plugins.dirs.is_empty() {
             problems.push("plugins.dirs: at least one folder is needed".into());
@@ -450,7 +575,7 @@ impl Config {
             }
         };
         abs(&mut self.state_dir);
-        if let Some(p) = &mut self.store.path {
+        if let Some(p) = &mut self.graph.path {
             abs(p);
         }
         self.plugins.dirs.iter_mut().for_each(abs);
@@ -464,7 +589,7 @@ impl Config {
     }
 
     pub fn store_path(&self) -> PathBuf {
-        self.store
+        self.graph
             .path
             .clone()
             .unwrap_or_else(|| self.state_dir.join("twin.redb"))
@@ -489,6 +614,14 @@ impl Config {
             limits.output_bytes = v << 20;
         }
         limits
+    }
+}
+
+/// A URL with anything between `//` and `@` hidden, for messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("//"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => format!("{}//***{}", &url[..start], &url[at..]),
+        _ => url.to_string(),
     }
 }
 
@@ -604,6 +737,53 @@ mod tests {
                 "ORG_MESH_SERVE__COLOUR: no such setting"
             ]
         );
+    }
+
+    #[test]
+    fn the_backends_are_chosen_by_variables_in_any_order() {
+        let mut config = load("plugins: {dirs: [p]}\npolicies: {dir: q}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut problems = Vec::new();
+        let vars = [
+            ("ORG_MESH_CACHE__REDIS__PREFIX", "blue:"),
+            ("ORG_MESH_CACHE__REDIS__URL", "redis://cache:6379/1"),
+            ("ORG_MESH_CACHE__BACKEND", "redis"),
+            ("ORG_MESH_CACHE__RECLAIM_AFTER_SECS", "5"),
+            ("ORG_MESH_GRAPH__BACKEND", "neo4j"),
+            ("ORG_MESH_GRAPH__NEO4J__URI", "bolt://graph:7687"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        config.overlay_env(vars.into_iter(), &mut problems);
+        config.check(&mut problems);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(config.cache.backend, CacheBackend::Redis);
+        let redis = config.cache.redis.unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            (redis.url.as_str(), redis.prefix.as_str()),
+            ("redis://cache:6379/1", "blue:")
+        );
+        assert_eq!(config.cache.reclaim_after_secs, 5);
+        assert_eq!(config.graph.backend, Backend::Neo4j);
+    }
+
+    #[test]
+    fn a_redis_backend_needs_a_redis_url_and_never_shows_its_password() {
+        let err = load("plugins: {dirs: [p]}\npolicies: {dir: q}\ncache: {backend: redis}\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("cache.redis: backend redis needs its url"),
+            "{err}"
+        );
+        let err = load(
+            "plugins: {dirs: [p]}\npolicies: {dir: q}\ncache: {backend: redis, redis: {url: 'http://:hunter2@cache:6379'}}\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("is not a redis:// or rediss:// URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

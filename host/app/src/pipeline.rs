@@ -10,7 +10,7 @@ use org_mesh_model::{
 };
 use org_mesh_policy::{Decision, DecisionInput, PolicySet};
 use org_mesh_runtime::{
-    ActionPlan, ActionRequest, Attachment, GraphReader, Kind, MemoryKv, Plugin, Registry, Runtime,
+    ActionPlan, ActionRequest, Attachment, GraphReader, Kind, Plugin, Registry, Runtime,
     RuntimeOptions,
 };
 use org_mesh_store::{EmbeddedStore, ExplicitMapping, GraphStore};
@@ -163,16 +163,20 @@ impl Twin {
     /// instances, and loads policies and identity mappings. Broken plugins
     /// and policies are listed in `skipped`; only an unusable store or
     /// plugin folder is an error.
-    pub async fn open(config: &Config, progress: &dyn Progress) -> anyhow::Result<Twin> {
+    pub async fn open(
+        config: &Config,
+        coordination: Arc<dyn org_mesh_cache::Coordination>,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Twin> {
         let mut report = ScanReport::default();
         progress.step("opening the twin");
         let store_path = config.store_path();
-        let store: Arc<dyn GraphStore> = match (&config.store.backend, &config.store.neo4j) {
+        let store: Arc<dyn GraphStore> = match (&config.graph.backend, &config.graph.neo4j) {
             (Backend::Neo4j, Some(neo4j)) => {
                 let password = match &neo4j.password {
                     Some(source) => source
                         .read()
-                        .map_err(|e| anyhow::anyhow!("store.neo4j.password: {e}"))?,
+                        .map_err(|e| anyhow::anyhow!("graph.neo4j.password: {e}"))?,
                     None => String::new(),
                 };
                 let options = org_mesh_store::Neo4jOptions {
@@ -203,7 +207,7 @@ impl Twin {
                 cache_dir: Some(config.state_dir.join("plugin-cache")),
                 ..RuntimeOptions::default()
             },
-            Arc::new(MemoryKv::default()),
+            coordination,
             Some(Arc::new(StoreGraph(store.clone()))),
             &metrics,
         )
@@ -252,6 +256,15 @@ impl Twin {
             .find(|p| p.instance() == name)
     }
 
+    /// The instance name of the connector at `index` and whether it is
+    /// pulled; `None` past the last one.
+    pub fn connector_at(&self, index: usize) -> Option<(&str, bool)> {
+        self.instances
+            .connectors
+            .get(index)
+            .map(|(p, _, pulled)| (p.instance(), *pulled))
+    }
+
     pub fn connectors(&self) -> impl Iterator<Item = &Plugin> {
         self.instances.connectors.iter().map(|(p, _, _)| p)
     }
@@ -284,15 +297,17 @@ impl Twin {
         ))
     }
 
-    /// Applies a batch from `source`, then re-resolves identities.
+    /// Applies a batch `source` observed at `at`, then re-resolves
+    /// identities.
     pub async fn ingest(
         &self,
         source: &str,
+        at: org_mesh_model::Timestamp,
         batch: org_mesh_model::Batch,
     ) -> anyhow::Result<org_mesh_store::Applied> {
         let mut applied = self
             .store
-            .apply(source, now(), batch)
+            .apply(source, at, batch)
             .await
             .with_context(|| format!("applying records from {source}"))?;
         let identity = self.resolve_identities().await?;
@@ -381,7 +396,10 @@ impl Twin {
 
 /// One pass of the main job.
 pub async fn run(config: &Config, progress: &dyn Progress) -> anyhow::Result<ScanReport> {
-    let twin = Twin::open(config, progress).await?;
+    // One pass shares nothing with other processes, so its plugins' state
+    // stays in this one.
+    let coordination = Arc::new(org_mesh_cache::memory::MemoryCoordination::default());
+    let twin = Twin::open(config, coordination, progress).await?;
     let mut report = ScanReport {
         skipped: twin.skipped.clone(),
         ..ScanReport::default()

@@ -421,8 +421,8 @@ fn the_scan_finds_the_same_on_neo4j() {
         &scenario,
         &["--json"],
         &[
-            ("ORG_MESH_STORE__BACKEND", "neo4j"),
-            ("ORG_MESH_STORE__NEO4J__URI", &url),
+            ("ORG_MESH_GRAPH__BACKEND", "neo4j"),
+            ("ORG_MESH_GRAPH__NEO4J__URI", &url),
         ],
     );
     assert!(

@@ -12,143 +12,15 @@
 #![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use org_mesh_harness::{GITHUB_TOKEN, replay, root};
+use org_mesh_harness::root;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
-const GITHUB_SECRET: &str = "It's a Secret to Everybody";
-const GITLAB_SECRET: &str = "gitlab-shared-secret";
-const SCIM_TOKEN: &str = "okta-scim-bearer";
-const VIEWER: &str = "viewer-token";
-const ADMIN: &str = "admin-token";
+mod common;
 
-struct Server {
-    child: Child,
-    base: String,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn start() -> Server {
-    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let scenario = replay().scenario("org-scan");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
-        .args(["serve", "--config"])
-        .arg(root().join("examples/serve/org-mesh.yaml"))
-        .env("ORG_MESH_STATE_DIR", state.path())
-        .env("ORG_MESH_SERVE__LISTEN", format!("127.0.0.1:{port}"))
-        .env("ORG_MESH_SERVE__SYNC_INTERVAL_SECS", "0")
-        .env("ORG_MESH_SERVE__BODY_LIMIT_BYTES", "262144")
-        .env("ORG_MESH_SERVE__PUBLIC_URL", "https://org-mesh.example.com")
-        .env("GITHUB_API_URL", &scenario.api_url)
-        .env("GITHUB_API_HOST", replay().host())
-        .env("API_VIEWER_TOKEN", VIEWER)
-        .env("API_ADMIN_TOKEN", ADMIN)
-        .env("GITHUB_TOKEN", GITHUB_TOKEN)
-        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
-        .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
-        .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
-        .env("ORG_MESH_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting org-mesh serve: {e}"));
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _state: state,
-    };
-    let http = client();
-    for _ in 0..600 {
-        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
-            && r.status() == 200
-        {
-            assert!(
-                replay().pending(&scenario).is_empty(),
-                "the first sync read all of GitHub"
-            );
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("org-mesh serve did not become ready within a minute");
-}
-
-async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = http.get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = resp.status().as_u16();
-    let body = resp.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Posts a GitHub delivery signed with the test secret.
-async fn signed(
-    http: &reqwest::Client,
-    url: &str,
-    event: &str,
-    delivery: Option<&str>,
-    body: String,
-) -> reqwest::Response {
-    let mut req = http
-        .post(url)
-        .header("x-github-event", event)
-        .header("x-hub-signature-256", sign(body.as_bytes()))
-        .header("content-type", "application/json");
-    if let Some(id) = delivery {
-        req = req.header("x-github-delivery", id);
-    }
-    req.body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
-}
-
-async fn metrics(http: &reqwest::Client, base: &str) -> String {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default()
-}
+use common::*;
 
 fn rules(findings: &Value) -> Vec<String> {
     findings["findings"]
@@ -218,6 +90,7 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         .as_str()
         .unwrap_or_else(|| panic!("no id in {created}"));
 
+    settled(&http, &server.base).await;
     let (_, findings) = get_json(
         &http,
         &format!("{}/api/v1/findings", server.base),
@@ -247,6 +120,7 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(patched.status().is_success(), "{}", patched.status());
 
+    settled(&http, &server.base).await;
     let (_, findings) = get_json(
         &http,
         &format!("{}/api/v1/findings", server.base),
@@ -290,41 +164,6 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
     }
 }
 
-fn webhook_examples() -> Vec<(String, Value)> {
-    let path = root().join(
-        "conformance/replay/node_modules/@octokit/webhooks-examples/api.github.com/index.json",
-    );
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}: run .ci/setup", path.display()));
-    let all: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-    let wanted = [
-        "organization",
-        "membership",
-        "member",
-        "team",
-        "repository",
-        "branch_protection_rule",
-        "issue_comment",
-        "pull_request",
-        "pull_request_review_comment",
-        "push",
-    ];
-    all.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| wanted.contains(&e["name"].as_str().unwrap_or("")))
-        .flat_map(|e| {
-            let name = e["name"].as_str().unwrap_or("").to_string();
-            e["examples"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |x| (name.clone(), x))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() {
     let server = start().await;
@@ -343,7 +182,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         );
     }
 
-    // The same delivery again is not applied twice.
+    // The same delivery again is not accepted twice.
     let (event, payload) = &examples[0];
     let body = payload.to_string();
     let again = signed(&http, &url, event, Some("delivery-0"), body.clone()).await;
@@ -372,7 +211,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     let resp = signed(&http, &url, "organization", Some("junk"), junk.to_string()).await;
     assert_eq!(resp.status(), 400);
     // A refused delivery is not remembered: fixed and redelivered with the
-    // same id, it is applied.
+    // same id, it is accepted.
     let (_, payload) = examples
         .iter()
         .find(|(e, _)| e == "organization")
@@ -382,7 +221,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     assert_eq!(
         resp.status(),
         202,
-        "a redelivery after a failure is applied"
+        "a redelivery after a failure is accepted"
     );
 
     let big = "x".repeat(300_000);
@@ -402,7 +241,7 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     let metrics = metrics(&http, &server.base).await;
     assert!(
         metrics.contains(
-            "org_mesh_webhook_deliveries_total{connector=\"github\",outcome=\"applied\"}"
+            "org_mesh_webhook_deliveries_total{connector=\"github\",outcome=\"accepted\"}"
         ),
         "{metrics}"
     );
@@ -648,17 +487,6 @@ async fn send_scim(
     let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn account(http: &reqwest::Client, base: &str, key: &str) -> Value {
-    let (status, body) = get_json(
-        http,
-        &format!("{base}/api/v1/entities/Account/{key}"),
-        Some(VIEWER),
-    )
-    .await;
-    assert_eq!(status, 200, "{key}: {body}");
-    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

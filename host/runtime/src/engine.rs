@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use org_mesh_cache::Coordination;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings;
 use crate::cache::Cache;
-use crate::host::{CallState, GraphReader, KvStore, Services};
+use crate::host::{CallState, GraphReader, Services};
 
 /// The sandbox limits applied to every plugin call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,9 +120,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// `coordination` keeps the plugins' key-value state and the rate-limit
+    /// budgets of the APIs they call; with a shared backend, every replica
+    /// sees the same.
     pub fn new(
         options: RuntimeOptions,
-        kv: Arc<dyn KvStore>,
+        coordination: Arc<dyn Coordination>,
         graph: Option<Arc<dyn GraphReader>>,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Runtime> {
@@ -153,7 +157,11 @@ impl Runtime {
             shared: Arc::new(Shared {
                 engine,
                 linker,
-                services: Arc::new(Services { http, kv, graph }),
+                services: Arc::new(Services {
+                    http,
+                    coordination,
+                    graph,
+                }),
                 cache,
                 metrics: crate::registry::Metrics::new(registry)?,
                 options,

@@ -10,18 +10,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use org_mesh_cache::memory::MemoryCoordination;
 use org_mesh_harness::{GITHUB_TOKEN, replay, root};
 use org_mesh_model::{Value, edge_kind};
 use org_mesh_runtime::{
-    Failure, Grants, Manifest, MemoryKv, Plugin, PluginFailure, Runtime, RuntimeOptions,
-    SecretSource,
+    Failure, Grants, Manifest, Plugin, PluginFailure, Runtime, RuntimeOptions, SecretSource,
 };
 use serde_json::json;
 
 fn runtime() -> Runtime {
     Runtime::new(
         RuntimeOptions::default(),
-        Arc::new(MemoryKv::default()),
+        Arc::new(MemoryCoordination::default()),
         None,
         &prometheus::Registry::new(),
     )

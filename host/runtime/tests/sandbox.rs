@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use org_mesh_cache::memory::MemoryCoordination;
 use org_mesh_model::{ChangeSet, Direction, NodeRef, Provenance, StoredEdge, StoredNode};
 use org_mesh_runtime::{
-    Failure, Grants, GraphReader, Limits, LoadError, Manifest, MemoryKv, Plugin, Runtime,
-    RuntimeOptions,
+    Failure, Grants, GraphReader, Limits, LoadError, Manifest, Plugin, Runtime, RuntimeOptions,
 };
 use serde_json::json;
 
@@ -73,7 +73,7 @@ impl GraphReader for OneNode {
 fn runtime_with(options: RuntimeOptions) -> Runtime {
     Runtime::new(
         options,
-        Arc::new(MemoryKv::default()),
+        Arc::new(MemoryCoordination::default()),
         Some(Arc::new(OneNode)),
         &prometheus::Registry::new(),
     )
@@ -326,7 +326,8 @@ async fn load_err(dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_the_manifest_does_not_ask_for_is_refused_at_load() {
-    let dir = copy_plugin(|m| m.replace("capabilities: [log, graph]", "capabilities: [log]"));
+    let dir =
+        copy_plugin(|m| m.replace("capabilities: [log, graph, kv]", "capabilities: [log, kv]"));
     let err = load_err(dir.path()).await;
     assert_eq!(
         err,
@@ -351,7 +352,7 @@ async fn a_malformed_component_names_its_file() {
 async fn a_component_of_the_wrong_kind_is_refused() {
     let dir = copy_plugin(|m| {
         m.replace("kind: detector", "kind: executor")
-            .replace("capabilities: [log, graph]", "capabilities: [log]")
+            .replace("capabilities: [log, graph, kv]", "capabilities: [log]")
     });
     let err = load_err(dir.path()).await;
     assert!(

@@ -12,6 +12,7 @@ mod prepare;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use org_mesh_model::{
@@ -94,6 +95,11 @@ pub trait GraphStore: Send + Sync + std::fmt::Debug {
 
     /// The number of nodes per label, observed or not.
     async fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Whether the store can answer right now, as cheaply as it can tell:
+    /// for readiness checks. It waits no longer than any other call of the
+    /// backend does, and it reads nothing of the twin.
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// What [`GraphStore::apply`] did.
@@ -152,6 +158,14 @@ pub enum StoreError {
         #[source]
         source: neo4rs::Error,
     },
+    /// A step of a network backend outlived the backstop of its timeouts;
+    /// the backend dropped its connections.
+    #[error("the store at {location} gave up {operation} after {limit:?} without an answer")]
+    TimedOut {
+        location: String,
+        operation: &'static str,
+        limit: Duration,
+    },
     #[error("the store at {location} holds a record it cannot read under {key:?}")]
     Corrupt {
         location: String,
@@ -179,4 +193,15 @@ pub enum StoreError {
         #[source]
         source: tokio::task::JoinError,
     },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later unchanged: the backend was
+    /// unreachable, slow or busy, rather than the data or the store wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database { .. } | StoreError::Neo4j { .. } | StoreError::TimedOut { .. }
+        )
+    }
 }

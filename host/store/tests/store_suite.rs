@@ -3,10 +3,14 @@
 //! `embedded` module runs them on the redb store and adds what only a file
 //! can show (restarts, corruption, schema versions). The `neo4j` module runs
 //! them on a Neo4j server whose Bolt URL is in `ORG_MESH_TEST_NEO4J_URL`;
-//! `conformance/neo4j/run start DIR` starts one.
+//! `conformance/neo4j/run start DIR` starts one. The `neo4j_faults` module
+//! breaks the network between the store and that server with the harness's
+//! `FaultProxy`, and checks that calls fail instead of hanging and
+//! that the store recovers.
 
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "a test fails by panicking, with a message saying what broke"
 )]
 
@@ -134,6 +138,7 @@ macro_rules! shared_suite {
         suite::values_round_trip,
         suite::counts,
         suite::concurrent_applies_all_land,
+        suite::a_healthy_store_answers_ping,
         identity::people_come_from_idp_accounts,
         identity::explicit_mapping,
         identity::scim_external_id,
@@ -157,3 +162,6 @@ mod embedded;
 
 #[path = "store_suite/neo4j.rs"]
 mod neo4j;
+
+#[path = "store_suite/neo4j_faults.rs"]
+mod neo4j_faults;

@@ -160,6 +160,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/policies", get(policies))
         .route("/api/v1/sync", post(sync))
+        .route("/api/v1/status", get(status))
 }
 
 pub async fn not_found() -> ApiError {
@@ -171,15 +172,32 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    if service.is_ready() {
-        "ready".into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the first sync has not finished",
-        )
-            .into_response()
+    match service.not_ready() {
+        None => "ready".into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
+}
+
+/// The replica, its backends and its queue, for operators.
+async fn status(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let backend = |kind: String, error: Option<String>| match error {
+        None => json!({"backend": kind, "state": "up"}),
+        Some(e) => json!({"backend": kind, "state": "down", "error": e}),
+    };
+    let depth = service.shared.queue.depth().await.ok();
+    Ok(Json(json!({
+        "replica": service.replica,
+        "ready": service.not_ready().is_none(),
+        "not_ready": service.not_ready(),
+        "graph": backend(format!("{:?}", service.config.graph.backend).to_lowercase(), service.health.graph()),
+        "cache": backend(service.shared.coordination.backend().to_string(), service.health.cache()),
+        "queue": {"backend": service.shared.queue.backend(), "depth": depth},
+        "twin_version": service.evaluated_at.load(std::sync::atomic::Ordering::Relaxed),
+    })))
 }
 
 async fn metrics(State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
@@ -232,7 +250,7 @@ async fn findings(
         .map(str::parse::<Severity>)
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
-    let current = service.findings.read().await;
+    let current = service.fresh_findings().await;
     let list: Vec<Value> = current
         .findings
         .iter()
@@ -254,7 +272,7 @@ async fn proposals(
     State(service): State<Arc<Service>>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let current = service.findings.read().await;
+    let current = service.fresh_findings().await;
     let list: Vec<Value> = current
         .findings
         .iter()
@@ -377,7 +395,7 @@ async fn sync(caller: Caller, State(service): State<Arc<Service>>) -> Result<Res
     caller.require(Role::Admin)?;
     tracing::info!(by = %caller.name, "Sync requested through the API");
     let runs = service
-        .sync_all()
+        .sync_all(false)
         .await
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
     let all_ok = runs.iter().all(|r| r.error.is_none());

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
     pub queue_depth: IntGauge,
+    pub changes: IntCounterVec,
+    pub backend_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -83,6 +85,20 @@ impl Metrics {
                 "org_mesh_queue_depth",
                 "Changes waiting to be applied and evaluated",
             )?,
+            changes: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_changes_total",
+                    "Queued changes this replica finished with, by outcome",
+                ),
+                &["outcome"],
+            )?,
+            backend_up: IntGaugeVec::new(
+                Opts::new(
+                    "org_mesh_backend_up",
+                    "Whether the graph store and the cache answer (1) or not (0)",
+                ),
+                &["backend"],
+            )?,
         };
         registry.register(Box::new(m.ingest_duration.clone()))?;
         registry.register(Box::new(m.nodes.clone()))?;
@@ -94,8 +110,13 @@ impl Metrics {
         registry.register(Box::new(m.reloads.clone()))?;
         registry.register(Box::new(m.webhook_deliveries.clone()))?;
         registry.register(Box::new(m.queue_depth.clone()))?;
+        registry.register(Box::new(m.changes.clone()))?;
+        registry.register(Box::new(m.backend_up.clone()))?;
         // Series with known labels exist from the start at zero, so that
         // dashboards and alerts see them before the first event.
+        for outcome in ["applied", "failed", "unreadable"] {
+            m.changes.with_label_values(&[outcome]);
+        }
         for kind in ["plugin", "policy"] {
             for outcome in ["applied", "rejected"] {
                 m.reloads.with_label_values(&[kind, outcome]);

@@ -3,29 +3,36 @@
 //! detectors and policy after every change, and answers the API and
 //! `/metrics`.
 //!
-//! Changes are applied and evaluated one at a time, so every finding set
-//! the API shows comes from one consistent state of the twin. Each
+//! Pushed changes are queued and applied by workers (see [`changes`]);
+//! several replicas share the queue, the twin and the coordination state
+//! when the cache is Redis and the graph Neo4j. Within a replica, changes
+//! are applied and evaluated one at a time, so every finding set the API
+//! shows comes from one consistent state of the twin; a replica whose twin
+//! another replica changed evaluates again before it answers. Each
 //! evaluation runs the detectors over the whole twin: simple and correct,
 //! and the first thing to make incremental when twins grow large.
 
 mod api;
 mod auth;
+mod changes;
+mod health;
 mod metrics;
 mod openapi;
 mod scim;
 mod webhooks;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use org_mesh_model::Batch;
-use tokio::sync::{Mutex, RwLock};
+use org_mesh_model::{Batch, Timestamp};
+use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
 
+use crate::backends::Shared;
 use crate::config::{Config, Role, WebhookProvider};
 use crate::pipeline::{Evaluation, Progress, Twin};
 
@@ -39,32 +46,85 @@ impl Progress for Quiet {
     }
 }
 
-/// Delivery ids seen recently, so a redelivered webhook is applied once.
-#[derive(Debug, Default)]
-struct Deliveries {
-    order: VecDeque<String>,
-    seen: BTreeSet<String>,
+/// The key-value scope of the service's own shared state; plugin scopes
+/// are instance names, which cannot contain `/`.
+const HOST_SCOPE: &str = "org-mesh/serve";
+
+/// How long a sync lock lasts without being extended; a replica that dies
+/// mid-sync holds its connector no longer than this.
+const SYNC_LOCK_TTL: Duration = Duration::from_secs(120);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
-const DELIVERIES_REMEMBERED: usize = 10_000;
+/// A name for this process among the replicas: the pod's name where there
+/// is one, made unique so a restarted pod does not inherit its old work.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "org-mesh".into());
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &unique[..8])
+}
 
-impl Deliveries {
-    fn seen(&self, id: &str) -> bool {
-        self.seen.contains(id)
+/// A held sync lock, extended in the background while the sync runs.
+struct SyncLock {
+    held: Option<(
+        Arc<dyn org_mesh_cache::Coordination>,
+        String,
+        org_mesh_cache::LockToken,
+    )>,
+    keeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SyncLock {
+    fn none() -> SyncLock {
+        SyncLock {
+            held: None,
+            keeper: None,
+        }
     }
 
-    /// Remembers an applied delivery; false if it was already known.
-    fn remember(&mut self, id: &str) -> bool {
-        if !self.seen.insert(id.to_string()) {
-            return false;
+    fn hold(
+        coordination: Arc<dyn org_mesh_cache::Coordination>,
+        name: String,
+        token: org_mesh_cache::LockToken,
+    ) -> SyncLock {
+        let keeper = {
+            let (coordination, name, token) = (coordination.clone(), name.clone(), token.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SYNC_LOCK_TTL / 3).await;
+                    match coordination.extend_lock(&name, &token, SYNC_LOCK_TTL).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(lock = %name, "Lost a sync lock; another replica may sync the same connector");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(lock = %name, error = %e, "Cannot extend a sync lock")
+                        }
+                    }
+                }
+            })
+        };
+        SyncLock {
+            held: Some((coordination, name, token)),
+            keeper: Some(keeper),
         }
-        self.order.push_back(id.to_string());
-        if self.order.len() > DELIVERIES_REMEMBERED
-            && let Some(old) = self.order.pop_front()
+    }
+
+    async fn release(mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.abort();
+        }
+        if let Some((coordination, name, token)) = self.held.take()
+            && let Err(e) = coordination.unlock(&name, &token).await
         {
-            self.seen.remove(&old);
+            tracing::warn!(lock = %name, error = %e, "Cannot release a sync lock; it lapses by itself");
         }
-        true
     }
 }
 
@@ -76,10 +136,17 @@ pub struct Service {
     findings: RwLock<Evaluation>,
     /// Held while a change is applied and evaluated.
     pipeline: Mutex<()>,
+    /// The twin version (counted in the shared state) `findings` were
+    /// evaluated at.
+    evaluated_at: AtomicU64,
     tokens: Vec<auth::Token>,
     webhooks: BTreeMap<String, (WebhookProvider, String)>,
-    deliveries: std::sync::Mutex<Deliveries>,
-    ready: AtomicBool,
+    shared: Shared,
+    health: health::Health,
+    /// Names this process among the replicas, as a consumer of the queue.
+    replica: String,
+    /// Set once the first sync has finished.
+    synced: AtomicBool,
     /// The SCIM routes, when a connector serves SCIM.
     scim: Option<Arc<org_mesh_scim::ScimService>>,
 }
@@ -133,11 +200,20 @@ impl Service {
         if !problems.is_empty() {
             anyhow::bail!("{}", problems.join("; "));
         }
-        let twin = Twin::open(&config, &Quiet).await?;
+        let shared = Shared::open(&config).await?;
+        let twin = Twin::open(&config, shared.coordination.clone(), &Quiet).await?;
         for s in &twin.skipped {
             tracing::error!(skipped = %s, "Left out of the service");
         }
         let metrics = Metrics::new(&twin.metrics).context("registering metrics")?;
+        let health = health::Health::new(metrics.backend_up.clone());
+        let replica = replica_name();
+        tracing::info!(
+            %replica,
+            graph = ?config.graph.backend,
+            cache = shared.coordination.backend(),
+            "Opened the twin"
+        );
         let sink = Arc::new(scim::TwinSink::default());
         let scim = Self::scim(&config, scim_tokens, sink.clone())?;
         let service = Arc::new(Service {
@@ -146,10 +222,13 @@ impl Service {
             metrics,
             findings: RwLock::new(Evaluation::default()),
             pipeline: Mutex::new(()),
+            evaluated_at: AtomicU64::new(0),
             tokens,
             webhooks,
-            deliveries: std::sync::Mutex::new(Deliveries::default()),
-            ready: AtomicBool::new(false),
+            shared,
+            health,
+            replica,
+            synced: AtomicBool::new(false),
             scim,
         });
         sink.attach(&service);
@@ -177,29 +256,17 @@ impl Service {
         Ok(Some(Arc::new(service)))
     }
 
-    /// Whether a delivery was applied before. Only applied deliveries are
-    /// remembered, so one that failed can be redelivered with its id.
-    fn delivered(&self, id: &str) -> bool {
-        match self.deliveries.lock() {
-            Ok(d) => d.seen(id),
-            Err(poisoned) => poisoned.into_inner().seen(id),
-        }
-    }
-
-    fn remember_delivery(&self, id: &str) {
-        match self.deliveries.lock() {
-            Ok(mut d) => d.remember(id),
-            Err(poisoned) => poisoned.into_inner().remember(id),
-        };
-    }
-
-    /// Applies a batch from a connector and re-evaluates the twin.
-    pub async fn ingest(&self, source: &str, batch: Batch) -> anyhow::Result<Vec<String>> {
-        self.metrics.queue_depth.inc();
+    /// Applies a batch `source` observed at `at` and re-evaluates the
+    /// twin. Pushed changes reach this through the queue.
+    async fn ingest(
+        &self,
+        source: &str,
+        at: Timestamp,
+        batch: Batch,
+    ) -> anyhow::Result<Vec<String>> {
         let _turn = self.pipeline.lock().await;
-        self.metrics.queue_depth.dec();
         let started = Instant::now();
-        let applied = self.twin.ingest(source, batch).await?;
+        let applied = self.twin.ingest(source, at, batch).await?;
         self.metrics
             .ingest_duration
             .with_label_values(&[source])
@@ -209,22 +276,55 @@ impl Service {
             .iter()
             .map(|s| format!("{}: {}", s.record, s.reason))
             .collect();
-        self.evaluate_locked().await?;
+        let version = self.changed().await;
+        self.evaluate_locked(true, version).await?;
         Ok(skipped)
+    }
+
+    /// Counts a change of the twin in the shared state, so other replicas
+    /// know to evaluate again. The version it returns is what this
+    /// replica's evaluation will have seen.
+    async fn changed(&self) -> u64 {
+        match self.shared.coordination.bump_twin_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                // Other replicas then miss this change until the next one
+                // they hear of; this replica's own findings stay right.
+                self.health.cache_failed(&e);
+                self.evaluated_at.load(Ordering::Relaxed)
+            }
+        }
     }
 
     /// Syncs every pulled connector, then evaluates once. Returns each
     /// connector's run, failures included.
-    pub async fn sync_all(&self) -> anyhow::Result<Vec<crate::pipeline::ConnectorRun>> {
+    ///
+    /// With several replicas, one connector is synced by one replica at a
+    /// time, under a lock in the shared state. A scheduled sync also skips
+    /// a connector another replica synced within the interval; a requested
+    /// one (`scheduled` false) does not.
+    pub async fn sync_all(
+        &self,
+        scheduled: bool,
+    ) -> anyhow::Result<Vec<crate::pipeline::ConnectorRun>> {
         let _turn = self.pipeline.lock().await;
         let mut skipped = Vec::new();
         let mut runs = Vec::new();
         for index in 0.. {
-            let started = Instant::now();
-            let Some(pulled) = self.twin.sync(index, &mut skipped).await else {
+            let Some((name, pulled)) = self.twin.connector_at(index) else {
                 break;
             };
-            let Some(run) = pulled else {
+            if !pulled {
+                continue;
+            }
+            let name = name.to_string();
+            let Some(lock) = self.sync_lock(&name, scheduled).await else {
+                continue;
+            };
+            let started = Instant::now();
+            let pulled = self.twin.sync(index, &mut skipped).await;
+            lock.release().await;
+            let Some(Some(run)) = pulled else {
                 continue;
             };
             self.metrics
@@ -233,13 +333,16 @@ impl Service {
                 .observe(started.elapsed().as_secs_f64());
             match &run.error {
                 Some(e) => tracing::warn!(connector = %run.name, error = %e, "Sync failed"),
-                None => tracing::info!(
-                    connector = %run.name,
-                    added = run.added,
-                    updated = run.updated,
-                    not_observed = run.not_observed,
-                    "Synced"
-                ),
+                None => {
+                    self.mark_synced(&name).await;
+                    tracing::info!(
+                        connector = %run.name,
+                        added = run.added,
+                        updated = run.updated,
+                        not_observed = run.not_observed,
+                        "Synced"
+                    );
+                }
             }
             runs.push(run);
         }
@@ -247,11 +350,84 @@ impl Service {
             tracing::warn!(skipped = %s, "Record left out");
         }
         self.twin.resolve_identities().await?;
-        self.evaluate_locked().await?;
+        let version = self.changed().await;
+        self.evaluate_locked(true, version).await?;
         Ok(runs)
     }
 
-    async fn evaluate_locked(&self) -> anyhow::Result<()> {
+    /// Takes the sync lock of a connector, or says why not.
+    async fn sync_lock(&self, connector: &str, scheduled: bool) -> Option<SyncLock> {
+        let coordination = &self.shared.coordination;
+        if scheduled && let Some(interval) = self.sync_interval() {
+            let last = coordination
+                .kv_get(HOST_SCOPE, &format!("synced/{connector}"))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(last) = last
+                && unix_now().saturating_sub(last) < interval.as_secs() * 9 / 10
+            {
+                tracing::debug!(%connector, "Synced by another replica within the interval");
+                return None;
+            }
+        }
+        let name = format!("sync/{connector}");
+        match coordination.try_lock(&name, SYNC_LOCK_TTL).await {
+            Ok(Some(token)) => Some(SyncLock::hold(coordination.clone(), name, token)),
+            Ok(None) => {
+                tracing::info!(%connector, "Another replica is syncing this connector");
+                None
+            }
+            Err(e) => {
+                // Without the shared state no replica can tell who syncs;
+                // syncing anyway at worst repeats work another replica does.
+                self.health.cache_failed(&e);
+                tracing::warn!(%connector, error = %e, "Syncing without the shared lock");
+                Some(SyncLock::none())
+            }
+        }
+    }
+
+    async fn mark_synced(&self, connector: &str) {
+        let now = unix_now().to_string();
+        if let Err(e) = self
+            .shared
+            .coordination
+            .kv_set(HOST_SCOPE, &format!("synced/{connector}"), now.as_bytes())
+            .await
+        {
+            tracing::warn!(%connector, error = %e, "Cannot record the sync in the shared state");
+        }
+    }
+
+    fn sync_interval(&self) -> Option<Duration> {
+        match self.config.serve.sync_interval_secs {
+            0 => None,
+            n => Some(Duration::from_secs(n)),
+        }
+    }
+
+    /// The findings, evaluated again first when another replica changed
+    /// the twin since this one last evaluated.
+    async fn fresh_findings(&self) -> RwLockReadGuard<'_, Evaluation> {
+        if let Ok(shared) = self.shared.coordination.twin_version().await
+            && shared > self.evaluated_at.load(Ordering::Relaxed)
+        {
+            let _turn = self.pipeline.lock().await;
+            if shared > self.evaluated_at.load(Ordering::Relaxed)
+                && let Err(e) = self.evaluate_locked(false, shared).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin again; answering with the last findings");
+            }
+        }
+        self.findings.read().await
+    }
+
+    /// Runs detection and policy over the twin. `count` is false when the
+    /// change was made, and its new findings counted, by another replica.
+    async fn evaluate_locked(&self, count: bool, version: u64) -> anyhow::Result<()> {
         let started = Instant::now();
         let evaluation = self.twin.evaluate().await?;
         self.metrics
@@ -264,7 +440,7 @@ impl Service {
             .map(|r| r.finding.fingerprint.as_str())
             .collect();
         for r in &evaluation.findings {
-            if !before.contains(r.finding.fingerprint.as_str()) {
+            if count && !before.contains(r.finding.fingerprint.as_str()) {
                 self.metrics
                     .drift_detections
                     .with_label_values(&[r.finding.rule.as_str(), r.severity.as_str()])
@@ -275,6 +451,7 @@ impl Service {
             tracing::warn!(skipped = %s, "Left out of evaluation");
         }
         *current = evaluation;
+        self.evaluated_at.fetch_max(version, Ordering::Relaxed);
         drop(current);
         self.refresh_counts().await;
         Ok(())
@@ -344,17 +521,19 @@ pub async fn run(
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%address, "Serving");
 
+    let worker = tokio::spawn(changes::work(service.clone()));
+    let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {
         loop {
-            match syncer.sync_all().await {
+            match syncer.sync_all(true).await {
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "Scheduled sync failed"),
                 Ok(runs) if runs.iter().any(|r| r.error.is_some()) => {
                     tracing::warn!("Some connectors failed to sync; see above and /api/v1/sync")
                 }
                 Ok(_) => {}
             }
-            syncer.ready.store(true, Ordering::Relaxed);
+            syncer.synced.store(true, Ordering::Relaxed);
             if interval == 0 {
                 break;
             }
@@ -386,12 +565,46 @@ pub async fn run(
         }
     };
     sync_task.abort();
+    // A change the worker holds stays unacknowledged and is taken over by
+    // another replica, or by this one after a restart.
+    worker.abort();
+    probe.abort();
     tracing::info!("Stopped");
     served
 }
 
+/// How often the backends are asked whether they answer, besides the
+/// answers every use of them gives.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+async fn probe(service: Arc<Service>) {
+    loop {
+        match service.twin.store.ping().await {
+            Ok(()) => service.health.graph_ok(),
+            Err(e) => service.health.graph_failed(&e.to_string()),
+        }
+        match service.shared.coordination.ping().await {
+            Ok(()) => service.health.cache_ok(),
+            Err(e) => service.health.cache_failed(&e),
+        }
+        service.refresh_depth().await;
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
 impl Service {
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+    /// Why the service should not get traffic now, if it should not.
+    pub fn not_ready(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if !self.synced.load(Ordering::Relaxed) {
+            why.push("the first sync has not finished".to_string());
+        }
+        if let Some(e) = self.health.graph() {
+            why.push(format!("the graph store does not answer: {e}"));
+        }
+        if let Some(e) = self.health.cache() {
+            why.push(format!("the cache does not answer: {e}"));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
     }
 }

@@ -4,7 +4,7 @@
 //! send it) is `org-mesh-scim`; what a stored user or group means for the
 //! twin is the SCIM connector plugin's to say, as for its syncs. Each
 //! stored change is handed to the connector as `PUT` or `DELETE` of the
-//! resource, and the records it returns are applied.
+//! resource, and the records it returns are queued for the twin.
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -56,13 +56,13 @@ impl TwinSink {
             body: serde_json::to_vec(resource).map_err(|e| e.to_string())?,
         };
         let handled = plugin.handle(&request).await.map_err(|e| e.to_string())?;
-        let skipped = service
-            .ingest(connector, handled.batch)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        for s in handled.skipped.iter().chain(&skipped) {
+        for s in &handled.skipped {
             tracing::warn!(%connector, skipped = %s, "Record from SCIM left out");
         }
+        service
+            .accept(connector, handled.batch)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         Ok(())
     }
 }

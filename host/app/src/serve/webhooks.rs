@@ -3,10 +3,14 @@
 //! The host authenticates every delivery before any plugin sees it: GitHub
 //! signs the raw body with HMAC-SHA256 (`X-Hub-Signature-256`), GitLab sends
 //! the shared secret in `X-Gitlab-Token`; both are compared in constant
-//! time. A GitHub delivery seen before (`X-GitHub-Delivery`) is answered
-//! without being applied again.
+//! time. A delivery is claimed by its id (GitHub's `X-GitHub-Delivery`,
+//! GitLab's `Idempotency-Key`) in the shared state before its connector
+//! sees it, so one sent twice, to one replica or to two, is accepted once.
+//! An accepted delivery is queued; the answer means it will reach the
+//! twin, not that it already has.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,6 +26,7 @@ use super::Service;
 use super::api::ApiError;
 use super::auth::same_secret;
 use crate::config::WebhookProvider;
+use org_mesh_cache::Claim;
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
@@ -97,22 +102,14 @@ async fn github(
         tracing::warn!(%connector, why, "Refused a webhook delivery");
         return Err(unauthorised(why));
     }
-    let delivery = header(&headers, "x-github-delivery").map(|id| format!("{connector}/{id}"));
-    if let Some(id) = &delivery
-        && service.delivered(id)
-    {
-        counted("duplicate");
-        return Ok((
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"duplicate": true})),
-        )
-            .into_response());
-    }
-    let answer = deliver(&service, &connector, &headers, body, counted).await?;
-    if let Some(id) = &delivery {
-        service.remember_delivery(id);
-    }
-    Ok(answer)
+    let delivery = header(&headers, "x-github-delivery");
+    once(
+        &service,
+        &connector,
+        delivery,
+        deliver(&service, &connector, &headers, body),
+    )
+    .await
 }
 
 async fn gitlab(
@@ -129,19 +126,107 @@ async fn gitlab(
         tracing::warn!(%connector, "Refused a webhook delivery: X-Gitlab-Token missing or wrong");
         return Err(unauthorised("X-Gitlab-Token is missing or wrong"));
     }
-    deliver(&service, &connector, &headers, body, counted).await
+    let delivery = header(&headers, "idempotency-key");
+    once(
+        &service,
+        &connector,
+        delivery,
+        deliver(&service, &connector, &headers, body),
+    )
+    .await
 }
 
-/// Hands an authenticated delivery to its connector and applies what it
+/// How long a claimed delivery may take to be queued before another
+/// attempt to send it is accepted instead.
+const CLAIM_HOLD: Duration = Duration::from_secs(60);
+/// How long an accepted delivery id is remembered. GitHub and GitLab
+/// redeliver within days at most.
+const REMEMBERED: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Runs `accept` unless the delivery `id` was accepted before or is being
+/// accepted now. Deliveries without an id are accepted every time.
+async fn once(
+    service: &Service,
+    connector: &str,
+    id: Option<&str>,
+    accept: impl Future<Output = Result<Response, ApiError>>,
+) -> Result<Response, ApiError> {
+    let counted = |outcome: &str| count(service, connector, outcome);
+    let Some(id) = id.filter(|id| !id.is_empty()) else {
+        return accept.await;
+    };
+    let key = format!("{connector}/{id}");
+    match service
+        .shared
+        .coordination
+        .claim_delivery(&key, CLAIM_HOLD)
+        .await
+    {
+        Err(e) => {
+            service.health.cache_failed(&e);
+            counted("failed");
+            Err(degraded(&e))
+        }
+        Ok(Claim::Done) => {
+            counted("duplicate");
+            Ok((
+                StatusCode::OK,
+                axum::Json(serde_json::json!({"duplicate": true})),
+            )
+                .into_response())
+        }
+        Ok(Claim::InProgress) => {
+            counted("duplicate");
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "in_progress",
+                format!(
+                    "delivery {id} is being accepted right now; send it again if this attempt fails"
+                ),
+            ))
+        }
+        Ok(Claim::New) => {
+            let answer = accept.await;
+            let settled = if answer.is_ok() {
+                service
+                    .shared
+                    .coordination
+                    .finish_delivery(&key, REMEMBERED)
+                    .await
+            } else {
+                service.shared.coordination.release_delivery(&key).await
+            };
+            if let Err(e) = settled {
+                // Queued or refused all the same; the claim lapses by
+                // itself, after which a resend is accepted again, which the
+                // twin takes as the same observation.
+                tracing::warn!(%connector, delivery = %id, error = %e, "Cannot settle a delivery claim");
+            }
+            answer
+        }
+    }
+}
+
+fn degraded(e: &org_mesh_cache::CacheError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "degraded",
+        format!(
+            "the cache does not answer, so deliveries cannot be accepted now; send it again later ({e})"
+        ),
+    )
+}
+
+/// Hands an authenticated delivery to its connector and queues what it
 /// yields. A malformed payload is the connector's to reject: its error comes
-/// back as a 400 and nothing is stored.
+/// back as a 400 and nothing is queued.
 async fn deliver(
     service: &Service,
     connector: &str,
     headers: &HeaderMap,
     body: Bytes,
-    counted: impl Fn(&str),
 ) -> Result<Response, ApiError> {
+    let counted = |outcome: &str| count(service, connector, outcome);
     let plugin = service.twin.connector(connector).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -173,21 +258,21 @@ async fn deliver(
             ));
         }
     };
-    let skipped = service
-        .ingest(connector, handled.batch)
+    for s in &handled.skipped {
+        tracing::warn!(%connector, skipped = %s, "Record from a webhook left out");
+    }
+    service
+        .accept(connector, handled.batch)
         .await
         .map_err(|e| {
             counted("failed");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("the delivery could not be applied: {e:#}"),
+                "degraded",
+                format!("the delivery could not be queued; send it again later: {e:#}"),
             )
         })?;
-    for s in handled.skipped.iter().chain(&skipped) {
-        tracing::warn!(%connector, skipped = %s, "Record from a webhook left out");
-    }
-    counted("applied");
+    counted("accepted");
     let status = StatusCode::from_u16(handled.status).unwrap_or(StatusCode::ACCEPTED);
     Ok((status, handled.body).into_response())
 }

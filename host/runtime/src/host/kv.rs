@@ -1,5 +1,7 @@
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! The `kv` import: a small key-value store per plugin instance, kept by the
+//! runtime's [`Coordination`](org_mesh_cache::Coordination) backend. Every
+//! key is scoped to one plugin instance by the host; a plugin cannot name
+//! another's keys. The size limits are the runtime's, whatever the backend.
 
 use crate::bindings::kv::{Error, Host};
 use crate::host::CallState;
@@ -8,53 +10,6 @@ use crate::manifest::Capability;
 const MAX_KEY: usize = 512;
 const MAX_VALUE: usize = 1 << 20;
 
-/// The key-value store behind the `kv` import. Every key is scoped to one
-/// plugin instance by the host; a plugin cannot name another's keys.
-#[async_trait::async_trait]
-pub trait KvStore: Send + Sync + std::fmt::Debug {
-    async fn get(&self, scope: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
-    async fn set(&self, scope: &str, key: &str, value: Vec<u8>) -> Result<(), String>;
-    async fn delete(&self, scope: &str, key: &str) -> Result<(), String>;
-}
-
-type Entries = HashMap<(String, String), Vec<u8>>;
-
-/// A single-process key-value store, the default when no shared backend is
-/// configured. Its contents do not survive a restart.
-#[derive(Debug, Default)]
-pub struct MemoryKv {
-    entries: Mutex<Entries>,
-}
-
-impl MemoryKv {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, String> {
-        self.entries
-            .lock()
-            .map_err(|_| "key-value store lock poisoned".to_string())
-    }
-}
-
-#[async_trait::async_trait]
-impl KvStore for MemoryKv {
-    async fn get(&self, scope: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self
-            .lock()?
-            .get(&(scope.to_string(), key.to_string()))
-            .cloned())
-    }
-
-    async fn set(&self, scope: &str, key: &str, value: Vec<u8>) -> Result<(), String> {
-        self.lock()?
-            .insert((scope.to_string(), key.to_string()), value);
-        Ok(())
-    }
-
-    async fn delete(&self, scope: &str, key: &str) -> Result<(), String> {
-        self.lock()?.remove(&(scope.to_string(), key.to_string()));
-        Ok(())
-    }
-}
-
 fn check_key(key: &str) -> Result<(), Error> {
     if key.len() > MAX_KEY {
         return Err(Error::TooLarge(MAX_KEY as u64));
@@ -62,17 +17,23 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+fn backend(e: &org_mesh_cache::CacheError) -> Error {
+    Error::Backend(e.to_string())
+}
+
+const TIMED_OUT: &str = "key-value store timed out";
+
 impl Host for CallState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         self.require(Capability::Kv)?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        let kv = self.services.kv.clone();
+        let store = self.services.coordination.clone();
         let scope = self.scope.clone();
-        Ok(match self.timed(kv.get(&scope, &key)).await {
-            Some(r) => r.map_err(Error::Backend),
-            None => Err(Error::Backend("key-value store timed out".into())),
+        Ok(match self.timed(store.kv_get(&scope, &key)).await {
+            Some(r) => r.map_err(|e| backend(&e)),
+            None => Err(Error::Backend(TIMED_OUT.into())),
         })
     }
 
@@ -84,21 +45,21 @@ impl Host for CallState {
         if value.len() > MAX_VALUE {
             return Ok(Err(Error::TooLarge(MAX_VALUE as u64)));
         }
-        let kv = self.services.kv.clone();
+        let store = self.services.coordination.clone();
         let scope = self.scope.clone();
-        Ok(match self.timed(kv.set(&scope, &key, value)).await {
-            Some(r) => r.map_err(Error::Backend),
-            None => Err(Error::Backend("key-value store timed out".into())),
+        Ok(match self.timed(store.kv_set(&scope, &key, &value)).await {
+            Some(r) => r.map_err(|e| backend(&e)),
+            None => Err(Error::Backend(TIMED_OUT.into())),
         })
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {
         self.require(Capability::Kv)?;
-        let kv = self.services.kv.clone();
+        let store = self.services.coordination.clone();
         let scope = self.scope.clone();
-        Ok(match self.timed(kv.delete(&scope, &key)).await {
-            Some(r) => r.map_err(Error::Backend),
-            None => Err(Error::Backend("key-value store timed out".into())),
+        Ok(match self.timed(store.kv_delete(&scope, &key)).await {
+            Some(r) => r.map_err(|e| backend(&e)),
+            None => Err(Error::Backend(TIMED_OUT.into())),
         })
     }
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use org_mesh_cache::Coordination;
 use serde::Deserialize;
 use wasmtime::{ResourceLimiter, component::ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -18,7 +19,6 @@ use crate::engine::Limits;
 use crate::manifest::Capability;
 
 pub use graph::GraphReader;
-pub use kv::{KvStore, MemoryKv};
 
 /// Where the host reads a secret from when a plugin uses it. The value is
 /// read at use, never kept in configuration or logs.
@@ -98,7 +98,9 @@ impl Grants {
 #[derive(Debug)]
 pub(crate) struct Services {
     pub http: reqwest::Client,
-    pub kv: Arc<dyn KvStore>,
+    /// Plugin key-value state and the rate-limit budgets of upstream APIs,
+    /// shared with other replicas when the backend is.
+    pub coordination: Arc<dyn Coordination>,
     pub graph: Option<Arc<dyn GraphReader>>,
 }
 
@@ -108,7 +110,8 @@ pub(crate) struct CallState {
     table: ResourceTable,
     pub plugin: Arc<str>,
     pub version: Arc<str>,
-    /// The plugin instance name, scoping its key-value store.
+    /// The plugin instance name, scoping its key-value store and its
+    /// rate-limit budgets.
     pub scope: Arc<str>,
     pub grants: Arc<Grants>,
     pub granted: BTreeSet<Capability>,

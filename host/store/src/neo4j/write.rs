@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use neo4rs::{BoltType, Txn, query};
+use neo4rs::{BoltType, query};
 use org_mesh_model::{
     ChangeKind, ChangeLogEntry, ChangeSet, Coverage, Edge, EdgeChange, EntityId, NodeChange,
     NodeRef, Properties, StoredEdge, StoredNode, Timestamp,
 };
 
-use super::{Neo4jStore, encode, entity_key};
+use super::{Neo4jStore, Transaction, encode, entity_key};
 use crate::prepare::{EdgeKey, Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
 
@@ -23,8 +23,9 @@ pub(super) async fn apply(
     batch: Prepared,
 ) -> Result<Applied, StoreError> {
     let mut txn = store.begin().await?;
-    // On an error the transaction is dropped unfinished; the driver rolls it
-    // back when it recycles the connection, so nothing is half written.
+    // On an error the transaction is dropped unfinished. The driver rolls it
+    // back when it recycles the connection, or the server does when the
+    // connection closes, so nothing is half written.
     let mut writer = Writer {
         store,
         source,
@@ -46,7 +47,7 @@ pub(super) async fn apply(
 
 /// Takes the write lock of the counter and reads the next seq. Every apply
 /// starts here, so applies run one after the other.
-async fn lock_counter(store: &Neo4jStore, txn: &mut Txn) -> Result<u64, StoreError> {
+async fn lock_counter(store: &Neo4jStore, txn: &mut Transaction) -> Result<u64, StoreError> {
     let q = query(
         "MERGE (c:ChangeLogCounter {name: 'change_log'}) ON CREATE SET c.next = 1 \
          SET c.locked = true REMOVE c.locked RETURN c.next AS next",
@@ -74,7 +75,11 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     /// Decides every change of the batch; nothing is written yet.
-    async fn plan(&mut self, txn: &mut Txn, mut batch: Prepared) -> Result<Prepared, StoreError> {
+    async fn plan(
+        &mut self,
+        txn: &mut Transaction,
+        mut batch: Prepared,
+    ) -> Result<Prepared, StoreError> {
         let ends = self.stored_ends(txn, &batch).await?;
         batch.drop_dangling_edges(|end| Ok(ends.contains(end)))?;
 
@@ -151,7 +156,7 @@ impl Writer<'_> {
     /// does not itself hold.
     async fn stored_ends(
         &self,
-        txn: &mut Txn,
+        txn: &mut Transaction,
         batch: &Prepared,
     ) -> Result<BTreeSet<NodeRef>, StoreError> {
         let wanted: BTreeSet<NodeRef> = batch
@@ -217,7 +222,7 @@ impl Writer<'_> {
 
     /// Writes what `plan` decided: nodes before edges, as edges match their
     /// ends, then the log and the counter.
-    async fn write(&self, txn: &mut Txn) -> Result<(), StoreError> {
+    async fn write(&self, txn: &mut Transaction) -> Result<(), StoreError> {
         let store = self.store;
         if !self.nodes.is_empty() {
             let rows = self.nodes.iter().map(node_row).collect::<Result<_, _>>()?;
@@ -311,7 +316,7 @@ fn log_row(entry: &ChangeLogEntry) -> Result<Params, StoreError> {
 /// The stored nodes among `refs`, in one query.
 async fn fetch_nodes(
     store: &Neo4jStore,
-    txn: &mut Txn,
+    txn: &mut Transaction,
     refs: &[NodeRef],
 ) -> Result<BTreeMap<NodeRef, StoredNode>, StoreError> {
     if refs.is_empty() {
@@ -342,7 +347,7 @@ async fn fetch_nodes(
 /// The stored edges among `keys`, in one query.
 async fn fetch_edges(
     store: &Neo4jStore,
-    txn: &mut Txn,
+    txn: &mut Transaction,
     keys: &[EdgeKey],
 ) -> Result<BTreeMap<EdgeKey, StoredEdge>, StoreError> {
     if keys.is_empty() {
@@ -379,7 +384,7 @@ async fn fetch_edges(
 /// keeps those to mark.
 async fn covered_records(
     store: &Neo4jStore,
-    txn: &mut Txn,
+    txn: &mut Transaction,
     coverage: &Coverage,
 ) -> Result<(Vec<StoredNode>, Vec<StoredEdge>), StoreError> {
     const READING: &str = "reading covered records";

@@ -17,14 +17,25 @@ const URL_VARIABLE: &str = "ORG_MESH_TEST_NEO4J_URL";
 /// the rest.
 static SERVER: Mutex<()> = Mutex::const_new(());
 
-pub async fn store() -> (MutexGuard<'static, ()>, Arc<dyn GraphStore>) {
+/// The test server's Bolt URL; fails the test when it is not set.
+pub fn server_url() -> String {
     let url = std::env::var(URL_VARIABLE).unwrap_or_default();
     assert!(
         !url.is_empty(),
         "{URL_VARIABLE} is not set: start Neo4j with conformance/neo4j/run start DIR \
          and set {URL_VARIABLE} to the contents of DIR/bolt-url"
     );
-    let guard = SERVER.lock().await;
+    url
+}
+
+/// Holds the shared server for one test.
+pub async fn exclusive() -> MutexGuard<'static, ()> {
+    SERVER.lock().await
+}
+
+pub async fn store() -> (MutexGuard<'static, ()>, Arc<dyn GraphStore>) {
+    let url = server_url();
+    let guard = exclusive().await;
     let store = Neo4jStore::connect(Neo4jOptions::local(url))
         .await
         .expect("connecting to Neo4j");

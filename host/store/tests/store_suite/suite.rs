@@ -642,3 +642,8 @@ pub async fn a_partial_batch_merges_properties(store: Arc<dyn GraphStore>) {
         "merged, and the null removed"
     );
 }
+
+/// A healthy store answers a ping.
+pub async fn a_healthy_store_answers_ping(store: Arc<dyn GraphStore>) {
+    store.ping().await.expect("pinging a healthy store");
+}

@@ -43,6 +43,10 @@ public final class Launcher {
                 .withConfig(GraphDatabaseSettings.auth_enabled, false)
                 // Nothing started for a test may talk to anything but 127.0.0.1.
                 .withConfig(GraphDatabaseSettings.udc_enabled, false)
+                // As production servers should be: a client that vanishes
+                // mid-transaction, unseen by TCP, must not hold its locks
+                // for ever.
+                .withConfig(GraphDatabaseSettings.transaction_timeout, java.time.Duration.ofSeconds(30))
                 .build();
 
         CountDownLatch stopped = new CountDownLatch(1);

@@ -1,0 +1,206 @@
+//! Pushed changes, from webhooks and SCIM, on their way into the twin.
+//!
+//! A route accepts a change once its connector has turned it into records:
+//! the records are queued, durably, and the sender is answered. Workers on
+//! every replica take changes from the queue, apply them and evaluate, and
+//! acknowledge each only once it is in the twin. A change a worker took and
+//! never acknowledged, because its replica died, is taken over by another
+//! after it has been idle for `cache.reclaim_after_secs`. While the graph
+//! store is unreachable or busy a worker holds its change and retries, so
+//! accepted changes wait in the queue rather than being lost; applying a
+//! change twice is harmless, since a repeated observation changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use org_mesh_cache::Work;
+use org_mesh_model::{Batch, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::Service;
+
+/// One accepted change as it waits in the queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Change {
+    /// The connector instance whose records these are.
+    pub source: String,
+    /// When the change was accepted: the time the twin records it was
+    /// observed, however long it waited.
+    #[serde(with = "time::serde::rfc3339")]
+    pub accepted_at: Timestamp,
+    pub batch: Batch,
+}
+
+/// How long an idle worker waits on the queue before it looks for work
+/// abandoned by a dead replica again.
+const POLL: Duration = Duration::from_secs(1);
+/// The longest pause between retries while a backend is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a change the store refuses as such (not for being unreachable
+/// or busy) is tried before it is dropped as unappliable.
+const ATTEMPTS_WHEN_REFUSED: u32 = 3;
+
+impl Service {
+    /// Queues a change; it is durable when this returns.
+    pub async fn accept(&self, source: &str, batch: Batch) -> anyhow::Result<String> {
+        let change = Change {
+            source: source.to_string(),
+            accepted_at: time::OffsetDateTime::now_utc(),
+            batch,
+        };
+        let payload = serde_json::to_vec(&change)?;
+        let id = self.shared.queue.push(&payload).await.map_err(|e| {
+            self.health.cache_failed(&e);
+            anyhow::anyhow!("queueing the change: {e}")
+        })?;
+        self.health.cache_ok();
+        tracing::debug!(%source, id = %id, "Change accepted");
+        Ok(id)
+    }
+
+    /// Applies one change and evaluates the twin, retrying while the store
+    /// is unreachable. Returns whether the change may be acknowledged: it
+    /// is applied, or it can never be.
+    async fn settle(&self, work: &Work) -> bool {
+        let change: Change = match serde_json::from_slice(&work.payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(id = %work.id, error = %e, "Dropped a queued change that cannot be read");
+                self.metrics
+                    .changes
+                    .with_label_values(&["unreadable"])
+                    .inc();
+                return true;
+            }
+        };
+        let mut backoff = Duration::from_millis(250);
+        let mut refusals = 0;
+        loop {
+            match self.ingest_now(&change).await {
+                Ok(()) => {
+                    self.health.graph_ok();
+                    self.metrics.changes.with_label_values(&["applied"]).inc();
+                    return true;
+                }
+                Err(e) => {
+                    let transient = e
+                        .chain()
+                        .find_map(|c| c.downcast_ref::<org_mesh_store::StoreError>())
+                        .is_some_and(org_mesh_store::StoreError::is_transient);
+                    if !transient {
+                        refusals += 1;
+                        if refusals >= ATTEMPTS_WHEN_REFUSED {
+                            tracing::error!(
+                                id = %work.id,
+                                source = %change.source,
+                                error = %format!("{e:#}"),
+                                "Dropped a queued change the store refuses"
+                            );
+                            self.metrics.changes.with_label_values(&["failed"]).inc();
+                            return true;
+                        }
+                    } else if self.twin.store.ping().await.is_err() {
+                        self.health.graph_failed(&format!("{e:#}"));
+                    }
+                    tracing::warn!(
+                        id = %work.id,
+                        source = %change.source,
+                        error = %format!("{e:#}"),
+                        retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                        "Applying a queued change failed; it stays queued"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn ingest_now(&self, change: &Change) -> anyhow::Result<()> {
+        let skipped = self
+            .ingest(&change.source, change.accepted_at, change.batch.clone())
+            .await?;
+        for s in &skipped {
+            tracing::warn!(source = %change.source, skipped = %s, "Record left out");
+        }
+        Ok(())
+    }
+
+    async fn acknowledge(&self, work: &Work) {
+        let mut backoff = Duration::from_millis(250);
+        // An acknowledgement that never lands only means the change is
+        // applied again by whoever reclaims it, which changes nothing; a
+        // few tries are enough.
+        for _ in 0..5 {
+            match self.shared.queue.ack(&work.id).await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.health.cache_failed(&e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        tracing::warn!(id = %work.id, "Could not acknowledge an applied change; it will be applied again");
+    }
+
+    pub(super) async fn refresh_depth(&self) {
+        if let Ok(depth) = self.shared.queue.depth().await {
+            self.metrics
+                .queue_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Takes changes from the queue until the task is stopped.
+pub async fn work(service: Arc<Service>) {
+    let consumer = service.replica.clone();
+    let reclaim_after = Duration::from_secs(service.config.cache.reclaim_after_secs);
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        // Work a dead replica took and never finished comes first: it was
+        // accepted before anything still waiting unread.
+        let taken = match service
+            .shared
+            .queue
+            .reclaim(&consumer, reclaim_after, 16)
+            .await
+        {
+            Ok(reclaimed) if !reclaimed.is_empty() => {
+                tracing::info!(
+                    count = reclaimed.len(),
+                    "Took over changes another worker left"
+                );
+                Ok(reclaimed)
+            }
+            Ok(_) => service
+                .shared
+                .queue
+                .next(&consumer, POLL)
+                .await
+                .map(|w| w.into_iter().collect()),
+            Err(e) => Err(e),
+        };
+        let taken = match taken {
+            Ok(t) => {
+                service.health.cache_ok();
+                backoff = Duration::from_millis(250);
+                t
+            }
+            Err(e) => {
+                service.health.cache_failed(&e);
+                tracing::warn!(error = %e, "Cannot read the change queue");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        for w in taken {
+            if service.settle(&w).await {
+                service.acknowledge(&w).await;
+            }
+        }
+        service.refresh_depth().await;
+    }
+}

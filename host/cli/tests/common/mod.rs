@@ -1,0 +1,235 @@
+//! What the tests of `org-mesh serve` share: starting the real binary on
+//! 127.0.0.1 on `examples/serve/org-mesh.yaml`, fed by a fresh replay of
+//! recorded GitHub traffic, and talking to it as its clients do.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of these helpers"
+)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use org_mesh_harness::{GITHUB_TOKEN, replay, root};
+use serde_json::Value;
+use sha2::Sha256;
+
+pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+pub const GITLAB_SECRET: &str = "gitlab-shared-secret";
+pub const SCIM_TOKEN: &str = "okta-scim-bearer";
+pub const VIEWER: &str = "viewer-token";
+pub const ADMIN: &str = "admin-token";
+
+/// A running `org-mesh serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub state: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Ends the process at once, as a node failure would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts the service on the embedded twin and in-process cache, and waits
+/// until it is ready.
+pub async fn start() -> Server {
+    start_with(&[]).await
+}
+
+/// Starts the service with extra settings in its environment, and waits
+/// until it is ready: its first sync has read the whole recorded
+/// organisation.
+pub async fn start_with(settings: &[(&str, &str)]) -> Server {
+    let server = spawn(settings);
+    let scenario = &server.1;
+    let server = server.0;
+    let http = client();
+    for _ in 0..600 {
+        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
+            && r.status() == 200
+        {
+            assert!(
+                replay().pending(scenario).is_empty(),
+                "the first sync read all of GitHub"
+            );
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("org-mesh serve did not become ready within a minute");
+}
+
+fn spawn(settings: &[(&str, &str)]) -> (Server, org_mesh_harness::Scenario) {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let scenario = replay().scenario("org-scan");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(["serve", "--config"])
+        .arg(root().join("examples/serve/org-mesh.yaml"))
+        .env("ORG_MESH_STATE_DIR", state.path())
+        .env("ORG_MESH_SERVE__LISTEN", format!("127.0.0.1:{port}"))
+        .env("ORG_MESH_SERVE__SYNC_INTERVAL_SECS", "0")
+        .env("ORG_MESH_SERVE__BODY_LIMIT_BYTES", "262144")
+        .env("ORG_MESH_SERVE__PUBLIC_URL", "https://org-mesh.example.com")
+        .env("GITHUB_API_URL", &scenario.api_url)
+        .env("GITHUB_API_HOST", replay().host())
+        .env("API_VIEWER_TOKEN", VIEWER)
+        .env("API_ADMIN_TOKEN", ADMIN)
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+        .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
+        .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
+        .env("ORG_MESH_LOG", "warn")
+        .envs(settings.iter().copied())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting org-mesh serve: {e}"));
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        state,
+    };
+    (server, scenario)
+}
+
+pub async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Waits until every accepted change is applied: pushed changes are
+/// queued, and the answer to a push comes before the twin has them.
+pub async fn settled(http: &reqwest::Client, base: &str) {
+    for _ in 0..300 {
+        let (status, body) = get_json(http, &format!("{base}/api/v1/status"), Some(VIEWER)).await;
+        assert_eq!(status, 200, "{body}");
+        if body["queue"]["depth"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("accepted changes were still waiting after 30 s");
+}
+
+pub fn sign(body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a GitHub delivery signed with the test secret.
+pub async fn signed(
+    http: &reqwest::Client,
+    url: &str,
+    event: &str,
+    delivery: Option<&str>,
+    body: String,
+) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header("x-github-event", event)
+        .header("x-hub-signature-256", sign(body.as_bytes()))
+        .header("content-type", "application/json");
+    if let Some(id) = delivery {
+        req = req.header("x-github-delivery", id);
+    }
+    req.body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+pub async fn metrics(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
+pub fn webhook_examples() -> Vec<(String, Value)> {
+    let path = root().join(
+        "conformance/replay/node_modules/@octokit/webhooks-examples/api.github.com/index.json",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: run .ci/setup", path.display()));
+    let all: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let wanted = [
+        "organization",
+        "membership",
+        "member",
+        "team",
+        "repository",
+        "branch_protection_rule",
+        "issue_comment",
+        "pull_request",
+        "pull_request_review_comment",
+        "push",
+    ];
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| wanted.contains(&e["name"].as_str().unwrap_or("")))
+        .flat_map(|e| {
+            let name = e["name"].as_str().unwrap_or("").to_string();
+            e["examples"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |x| (name.clone(), x))
+        })
+        .collect()
+}
+
+/// An account of the twin as the API shows it, once every accepted change
+/// is applied.
+pub async fn account(http: &reqwest::Client, base: &str, key: &str) -> Value {
+    settled(http, base).await;
+    let (status, body) = get_json(
+        http,
+        &format!("{base}/api/v1/entities/Account/{key}"),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status, 200, "{key}: {body}");
+    body
+}
