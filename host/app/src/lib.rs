@@ -7,4 +7,5 @@
 pub mod backends;
 pub mod config;
 pub mod pipeline;
+pub mod reload;
 pub mod serve;

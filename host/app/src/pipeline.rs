@@ -72,6 +72,8 @@ pub struct ProposedAction {
 
 #[derive(Debug, Serialize)]
 pub struct DecisionView {
+    /// The version of the policy folder that made the decision.
+    pub policy_version: String,
     pub severity: Option<Severity>,
     pub suppressed: Option<bool>,
     pub suppress_reason: Option<String>,
@@ -90,6 +92,8 @@ pub struct Reported {
     pub severity: Severity,
     pub decision: Option<DecisionView>,
     pub action: Option<ProposedAction>,
+    /// The version of the detector that raised the finding.
+    pub detector_version: String,
 }
 
 impl Reported {
@@ -110,12 +114,24 @@ pub struct ScanReport {
     pub skipped: Vec<String>,
 }
 
-/// Bound plugin instances by kind.
-struct Instances {
+/// The plugin instances in service, by kind: one generation, replaced
+/// whole when plugins are reloaded, so a call holds the instances it
+/// started with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Instances {
     /// Each connector with its attachments and whether it is pulled.
-    connectors: Vec<(Plugin, Vec<Attachment>, bool)>,
-    detectors: Vec<Plugin>,
-    executors: Vec<Plugin>,
+    pub(crate) connectors: Vec<(Plugin, Vec<Attachment>, bool)>,
+    pub(crate) detectors: Vec<Plugin>,
+    pub(crate) executors: Vec<Plugin>,
+}
+
+/// The policy set in service and the version of the folder it came from.
+/// One evaluation decides every finding with one of these.
+#[derive(Debug)]
+pub struct Policies {
+    pub set: Option<PolicySet>,
+    /// The content hash of the policy folder the set was loaded from.
+    pub version: String,
 }
 
 /// Reports what a scan is doing, for a progress display.
@@ -131,8 +147,12 @@ pub struct Twin {
     pub metrics: prometheus::Registry,
     /// Time policy takes to decide on one finding.
     policy_latency: prometheus::Histogram,
-    instances: Instances,
-    policy: Option<PolicySet>,
+    /// Loads new versions of plugins on reload.
+    pub(crate) runtime: Runtime,
+    /// What the instances and the policy folder are configured as.
+    pub(crate) config: Config,
+    pub(crate) instances: std::sync::RwLock<Arc<Instances>>,
+    pub(crate) policy: std::sync::RwLock<Arc<Policies>>,
     /// `None` when the mappings file could not be read: identities are then
     /// left as they are rather than resolved without it, which would drop
     /// every explicit link.
@@ -153,6 +173,8 @@ impl std::fmt::Debug for Twin {
 /// What one round of detection found, decided and planned.
 #[derive(Debug, Default)]
 pub struct Evaluation {
+    /// The version of the policy folder every decision came from.
+    pub policy_version: Option<String>,
     pub detectors: Vec<String>,
     pub findings: Vec<Reported>,
     pub skipped: Vec<String>,
@@ -222,7 +244,7 @@ impl Twin {
                 .extend(loaded.failed.iter().map(|e| e.to_string()));
             plugins.extend(loaded.plugins);
         }
-        let instances = bind_all(config, &plugins, &mut report);
+        let instances = bind_all(config, &plugins, &mut report.skipped);
         let policy = load_policy(config, &mut report);
         let mappings = load_mappings(config, &mut report);
         let policy_latency = prometheus::Histogram::with_opts(
@@ -240,45 +262,61 @@ impl Twin {
             store,
             metrics,
             policy_latency,
-            instances,
-            policy,
+            runtime,
+            config: config.clone(),
+            instances: std::sync::RwLock::new(Arc::new(instances)),
+            policy: std::sync::RwLock::new(Arc::new(policy)),
             mappings,
             skipped: report.skipped,
         })
     }
 
-    /// The configured connectors, by instance name.
-    pub fn connector(&self, name: &str) -> Option<&Plugin> {
-        self.instances
+    /// The plugin instances in service now. A caller keeps the generation
+    /// it took for the whole of its work, even if a reload replaces it.
+    pub(crate) fn instances(&self) -> Arc<Instances> {
+        match self.instances.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The policy set in service now, with its version.
+    pub fn policy(&self) -> Arc<Policies> {
+        match self.policy.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The configured connector named `name`, as it is now.
+    pub fn connector(&self, name: &str) -> Option<Plugin> {
+        self.instances()
             .connectors
             .iter()
             .map(|(p, _, _)| p)
             .find(|p| p.instance() == name)
+            .cloned()
     }
 
     /// The instance name of the connector at `index` and whether it is
     /// pulled; `None` past the last one.
-    pub fn connector_at(&self, index: usize) -> Option<(&str, bool)> {
-        self.instances
+    pub fn connector_at(&self, index: usize) -> Option<(String, bool)> {
+        self.instances()
             .connectors
             .get(index)
-            .map(|(p, _, pulled)| (p.instance(), *pulled))
+            .map(|(p, _, pulled)| (p.instance().to_string(), *pulled))
     }
 
-    pub fn connectors(&self) -> impl Iterator<Item = &Plugin> {
-        self.instances.connectors.iter().map(|(p, _, _)| p)
-    }
-
-    pub fn detectors(&self) -> &[Plugin] {
-        &self.instances.detectors
-    }
-
-    pub fn executors(&self) -> &[Plugin] {
-        &self.instances.executors
-    }
-
-    pub fn policy(&self) -> Option<&PolicySet> {
-        self.policy.as_ref()
+    /// Every plugin instance in service: connectors, detectors, executors.
+    pub fn plugins(&self) -> Vec<Plugin> {
+        let instances = self.instances();
+        instances
+            .connectors
+            .iter()
+            .map(|(p, _, _)| p.clone())
+            .chain(instances.detectors.iter().cloned())
+            .chain(instances.executors.iter().cloned())
+            .collect()
     }
 
     /// Syncs one connector into the twin; `Some(None)` for a connector that
@@ -288,7 +326,8 @@ impl Twin {
         index: usize,
         skipped: &mut Vec<String>,
     ) -> Option<Option<ConnectorRun>> {
-        let (connector, attachments, pulled) = self.instances.connectors.get(index)?;
+        let instances = self.instances();
+        let (connector, attachments, pulled) = instances.connectors.get(index)?;
         if !pulled {
             return Some(None);
         }
@@ -329,9 +368,15 @@ impl Twin {
     /// finding and plans a dry run of each proposed fix.
     pub async fn evaluate(&self) -> anyhow::Result<Evaluation> {
         let mut out = Evaluation::default();
+        // One generation of plugins and one policy set for the whole
+        // evaluation, whatever a reload does meanwhile.
+        let instances = self.instances();
+        let policies = self.policy();
+        out.policy_version = Some(policies.version.clone());
         let snapshot = self.store.snapshot().await.context("reading the twin")?;
         let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
-        for detector in &self.instances.detectors {
+        let mut made_by: BTreeMap<String, String> = BTreeMap::new();
+        for detector in &instances.detectors {
             out.detectors.push(detector.instance().to_string());
             match detector.detect(true, &snapshot).await {
                 Ok(found) => {
@@ -342,6 +387,9 @@ impl Twin {
                             .map(|r| format!("detector {}: {r}", detector.instance())),
                     );
                     for f in found.findings {
+                        made_by
+                            .entry(f.fingerprint.clone())
+                            .or_insert_with(|| plugin_version(detector));
                         findings.entry(f.fingerprint.clone()).or_insert(f);
                     }
                 }
@@ -354,8 +402,8 @@ impl Twin {
         let at = now();
         for finding in findings.into_values() {
             let timer = self.policy_latency.start_timer();
-            let decided = self
-                .policy
+            let decided = policies
+                .set
                 .as_ref()
                 .map(|p| p.decide(&DecisionInput::from_finding(&finding, at)));
             timer.observe_duration();
@@ -371,7 +419,7 @@ impl Twin {
                 None => None,
             };
             let action = match &finding.remedy {
-                Some(remedy) => Some(plan(&finding, remedy, &self.instances.executors).await),
+                Some(remedy) => Some(plan(&finding, remedy, &instances.executors).await),
                 None => None,
             };
             out.findings.push(Reported {
@@ -379,8 +427,9 @@ impl Twin {
                     .as_ref()
                     .map(|d| d.effective_severity(finding.default_severity))
                     .unwrap_or(finding.default_severity),
-                decision: decision.as_ref().map(view),
+                decision: decision.as_ref().map(|d| view(d, &policies.version)),
                 action,
+                detector_version: made_by.remove(&finding.fingerprint).unwrap_or_default(),
                 finding,
             });
         }
@@ -404,7 +453,7 @@ pub async fn run(config: &Config, progress: &dyn Progress) -> anyhow::Result<Sca
         skipped: twin.skipped.clone(),
         ..ScanReport::default()
     };
-    for (index, (connector, _, _)) in twin.instances.connectors.iter().enumerate() {
+    for (index, (connector, _, _)) in twin.instances().connectors.iter().enumerate() {
         progress.step(&format!("syncing {}", connector.instance()));
         if let Some(Some(run)) = twin.sync(index, &mut report.skipped).await {
             report.connectors.push(run);
@@ -432,8 +481,16 @@ fn now() -> org_mesh_model::Timestamp {
     time::OffsetDateTime::now_utc()
 }
 
-fn view(d: &Decision) -> DecisionView {
+/// A plugin's version as findings and reloads report it: its manifest's
+/// version and the start of its component's digest, since a rebuilt
+/// component may keep the version it had.
+pub(crate) fn plugin_version(plugin: &Plugin) -> String {
+    format!("{}@{}", plugin.version(), &plugin.digest()[..12])
+}
+
+fn view(d: &Decision, policy_version: &str) -> DecisionView {
     DecisionView {
+        policy_version: policy_version.to_string(),
         severity: d.severity,
         suppressed: d.suppressed,
         suppress_reason: d.suppress_reason.clone(),
@@ -443,10 +500,10 @@ fn view(d: &Decision) -> DecisionView {
     }
 }
 
-fn bind_all(
+pub(crate) fn bind_all(
     config: &Config,
     plugins: &BTreeMap<String, Plugin>,
-    report: &mut ScanReport,
+    skipped: &mut Vec<String>,
 ) -> Instances {
     let mut out = Instances {
         connectors: Vec::new(),
@@ -456,7 +513,7 @@ fn bind_all(
     let mut bind = |inst: &Instance, kind: Kind| -> Option<Plugin> {
         let Some(plugin) = plugins.get(&inst.plugin) else {
             let loaded: Vec<&str> = plugins.keys().map(String::as_str).collect();
-            report.skipped.push(format!(
+            skipped.push(format!(
                 "{kind} {}: plugin {:?} is not loaded (loaded: {})",
                 inst.name,
                 inst.plugin,
@@ -465,7 +522,7 @@ fn bind_all(
             return None;
         };
         if plugin.kind() != kind {
-            report.skipped.push(format!(
+            skipped.push(format!(
                 "{kind} {}: plugin {} is a {}",
                 inst.name,
                 plugin.name(),
@@ -476,7 +533,7 @@ fn bind_all(
         match plugin.bind(&inst.name, &inst.config, inst.grants.clone()) {
             Ok(bound) => Some(bound),
             Err(problems) => {
-                report.skipped.push(format!(
+                skipped.push(format!(
                     "{kind} {} ({} {}): {}",
                     inst.name,
                     plugin.name(),
@@ -502,7 +559,7 @@ fn bind_all(
     for inst in &config.executors {
         out.executors.extend(bind(inst, Kind::Executor));
     }
-    report.skipped.extend(unreadable);
+    skipped.extend(unreadable);
     out
 }
 
@@ -520,8 +577,10 @@ fn read_attachments(inst: &Instance) -> Result<Vec<Attachment>, String> {
         .collect()
 }
 
-fn load_policy(config: &Config, report: &mut ScanReport) -> Option<PolicySet> {
-    match PolicySet::load(&config.policies.dir) {
+fn load_policy(config: &Config, report: &mut ScanReport) -> Policies {
+    let dir = &config.policies.dir;
+    let version = folder_version(dir);
+    let set = match PolicySet::load(dir) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!(error = %e, "Policies not loaded; findings stay undecided");
@@ -530,6 +589,15 @@ fn load_policy(config: &Config, report: &mut ScanReport) -> Option<PolicySet> {
             ));
             None
         }
+    };
+    Policies { set, version }
+}
+
+/// The content version of a folder, or what kept it from being read.
+pub fn folder_version(dir: &std::path::Path) -> String {
+    match org_mesh_watch::content_hash(dir) {
+        Ok((hash, _)) => hash.to_string(),
+        Err(e) => format!("unreadable ({e})"),
     }
 }
 

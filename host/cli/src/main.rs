@@ -4,6 +4,7 @@
 //! `org-mesh scan --config examples/demo/org-mesh.yaml` runs one pass and
 //! prints a report; see the README for the demo on recorded GitHub data.
 
+mod policy;
 mod progress;
 mod report;
 
@@ -61,6 +62,33 @@ enum Command {
         #[arg(long, short, env = "ORG_MESH_CONFIG", default_value = "org-mesh.yaml")]
         config: PathBuf,
     },
+    /// Work on a policy folder without a running service.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run the folder's Rego tests (rules named test_*), as `opa test`
+    /// does; exits 1 when one fails.
+    Test {
+        /// The policy folder.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Decide on one input document and print the decision with the
+    /// version of the policy folder that made it.
+    Eval {
+        /// A JSON file holding the document policies see as `input`; `now`
+        /// defaults to the current time.
+        #[arg(long, short)]
+        input: PathBuf,
+        /// The policy folder.
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -109,7 +137,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve { .. } => "info",
-        Command::Scan { .. } => "warn",
+        Command::Scan { .. } | Command::Policy { .. } => "warn",
     };
     init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -127,6 +155,10 @@ fn main() -> ExitCode {
             strict,
         } => runtime.block_on(scan_command(config, json, fail_on, strict)),
         Command::Serve { config } => runtime.block_on(serve_command(config)),
+        Command::Policy { command } => match command {
+            PolicyCommand::Test { dir } => policy::test(&dir),
+            PolicyCommand::Eval { input, dir } => policy::eval(&input, &dir),
+        },
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::PolicyError;
 /// Evidence and the remedy are reduced to a count and a flag: policies
 /// decide on the finding's kind and attributes, and keeping provenance out
 /// keeps the input small and free of data a policy has no use for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DecisionInput {
     pub detector: String,
     pub rule: String,

@@ -120,6 +120,9 @@ enum Pre {
 
 struct Inner {
     manifest: Manifest,
+    /// SHA-256 of the component, hex: tells two builds of one version
+    /// apart.
+    digest: String,
     description: Description,
     pre: Pre,
     shared: Arc<Shared>,
@@ -158,6 +161,10 @@ impl Runtime {
             path: manifest.component.clone(),
             error,
         })?;
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
         let shared = self.shared.clone();
         let compiled = tokio::task::spawn_blocking(move || {
             cache::compile(&shared.engine, shared.cache.as_ref(), &bytes)
@@ -186,6 +193,7 @@ impl Runtime {
                 actions: Vec::new(),
             },
             manifest,
+            digest,
             pre,
             shared: self.shared.clone(),
             stats: PluginStats::default(),
@@ -476,6 +484,11 @@ impl Plugin {
 
     pub fn name(&self) -> &str {
         &self.inner.manifest.name
+    }
+
+    /// SHA-256 of the plugin's component, in hex.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
     }
 
     pub fn version(&self) -> &str {

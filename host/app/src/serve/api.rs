@@ -161,6 +161,8 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/policies", get(policies))
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/reloads", get(reloads))
+        .route("/api/v1/reload", post(reload))
 }
 
 pub async fn not_found() -> ApiError {
@@ -225,6 +227,7 @@ fn reported_json(r: &Reported) -> Value {
         "score": f.score,
         "attributes": properties_to_json(&f.attributes),
         "evidence": f.evidence,
+        "detector_version": r.detector_version,
         "decision": r.decision,
         "action": r.action,
     })
@@ -356,14 +359,14 @@ async fn plugins(
     caller.require(Role::Viewer)?;
     let twin = &service.twin;
     let list: Vec<Value> = twin
-        .connectors()
-        .chain(twin.detectors())
-        .chain(twin.executors())
+        .plugins()
+        .iter()
         .map(|p| {
             json!({
                 "instance": p.instance(),
                 "plugin": p.name(),
                 "version": p.version(),
+                "digest": p.digest(),
                 "kind": p.kind().as_str(),
                 "capabilities": p.granted().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                 "calls": p.stats().calls(),
@@ -380,14 +383,16 @@ async fn policies(
     State(service): State<Arc<Service>>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(match service.twin.policy() {
+    let policies = service.twin.policy();
+    Ok(Json(match &policies.set {
         Some(p) => json!({
             "loaded": true,
+            "version": policies.version,
             "dir": p.dir(),
             "files": p.files(),
             "tests": p.tests(),
         }),
-        None => json!({"loaded": false}),
+        None => json!({"loaded": false, "version": policies.version}),
     }))
 }
 
@@ -405,6 +410,31 @@ async fn sync(caller: Caller, State(service): State<Arc<Service>>) -> Result<Res
         StatusCode::BAD_GATEWAY
     };
     Ok((status, Json(json!({"synced": all_ok, "connectors": runs}))).into_response())
+}
+
+/// The last reload of the policy folder and of each plugin instance.
+async fn reloads(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(json!({"reloads": service.reloads.list()})))
+}
+
+/// Reloads plugins and policies now, for folders no watch can see.
+async fn reload(caller: Caller, State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
+    caller.require(Role::Admin)?;
+    tracing::info!(by = %caller.name, "Reload requested through the API");
+    let reports = service.reload(true, true).await;
+    let rejected = reports
+        .iter()
+        .any(|r| r.outcome == crate::reload::Outcome::Rejected);
+    let status = if rejected {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"reloads": reports}))).into_response())
 }
 
 async fn openapi() -> Json<Value> {

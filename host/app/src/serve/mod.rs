@@ -18,6 +18,7 @@ mod changes;
 mod health;
 mod metrics;
 mod openapi;
+mod reloads;
 mod scim;
 mod webhooks;
 
@@ -147,6 +148,10 @@ pub struct Service {
     replica: String,
     /// Set once the first sync has finished.
     synced: AtomicBool,
+    reloads: reloads::Reloads,
+    /// Held while a reload builds and swaps in a new version, so two
+    /// reloads never build from the same old version.
+    reloading: Mutex<()>,
     /// The SCIM routes, when a connector serves SCIM.
     scim: Option<Arc<org_mesh_scim::ScimService>>,
 }
@@ -229,6 +234,8 @@ impl Service {
             health,
             replica,
             synced: AtomicBool::new(false),
+            reloads: reloads::Reloads::default(),
+            reloading: Mutex::new(()),
             scim,
         });
         sink.attach(&service);
@@ -522,6 +529,7 @@ pub async fn run(
     tracing::info!(%address, "Serving");
 
     let worker = tokio::spawn(changes::work(service.clone()));
+    let watches = reloads::watch(&service);
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {
@@ -569,6 +577,9 @@ pub async fn run(
     // another replica, or by this one after a restart.
     worker.abort();
     probe.abort();
+    for w in watches {
+        w.abort();
+    }
     tracing::info!("Stopped");
     served
 }

@@ -29,7 +29,15 @@ pub fn document() -> Value {
             "/api/v1/entities": {"get": get("Nodes of one label (query: label)", "viewer")},
             "/api/v1/entities/{label}/{key}": {"get": get("One node with its edges and change history", "viewer")},
             "/api/v1/plugins": {"get": get("Loaded plugin instances, their calls, failures and quarantine", "viewer")},
-            "/api/v1/policies": {"get": get("Loaded policy files and their tests", "viewer")},
+            "/api/v1/policies": {"get": get("The policy set in service: its version, files and tests", "viewer")},
+            "/api/v1/status": {"get": get("This replica: whether its graph store and cache answer, the depth of the change queue", "viewer")},
+            "/api/v1/reloads": {"get": get("The last reload of the policy folder and of each plugin instance: applied, rejected (and why) or unchanged", "viewer")},
+            "/api/v1/reload": {"post": {
+                "summary": "Reload plugins and policies now",
+                "description": "Needs the admin role. Answers 422 when a candidate was rejected; the previous version then keeps serving.",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "Reloaded"}, "422": {"description": "A candidate was rejected"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}}
+            }},
             "/api/v1/sync": {"post": {
                 "summary": "Sync every connector now",
                 "description": "Needs the admin role.",

@@ -7,6 +7,7 @@
     reason = "each test binary uses its own part of these helpers"
 )]
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -232,4 +233,80 @@ pub async fn account(http: &reqwest::Client, base: &str, key: &str) -> Value {
     .await;
     assert_eq!(status, 200, "{key}: {body}");
     body
+}
+
+/// Copies a folder tree, following nothing special: plain files only.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// Replaces `path` as editors do: the new content goes to a temporary file
+/// beside it, which is then renamed over it.
+pub fn save(path: &Path, content: &[u8]) {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_else(|| panic!("{}", path.display()));
+    let temporary = path.with_file_name(format!(".{name}.swp"));
+    std::fs::write(&temporary, content).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&temporary, path).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A component with a custom section appended: a different file, and so a
+/// different version, that behaves exactly as the original.
+pub fn rebuilt(component: &[u8], label: &str) -> Vec<u8> {
+    let name = b"org-mesh-test-build";
+    let mut payload = vec![u8::try_from(name.len()).unwrap_or(0)];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0);
+    out.push(u8::try_from(payload.len()).unwrap_or_else(|_| panic!("label too long")));
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Copies of the built plugins and the shipped policies a service watches,
+/// so a test can change them.
+pub struct Copies {
+    pub plugins: std::path::PathBuf,
+    pub policies: std::path::PathBuf,
+    _work: tempfile::TempDir,
+}
+
+/// Starts the service on copies of the plugin and policy folders.
+pub async fn start_on_copies(settings: &[(&str, &str)]) -> (Server, Copies) {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let plugins = work.path().join("plugins");
+    let policies = work.path().join("policies");
+    copy_tree(&root().join("plugins/dist"), &plugins);
+    copy_tree(&root().join("policies"), &policies);
+    let (plugins_dir, policies_dir) = (
+        plugins.display().to_string(),
+        policies.display().to_string(),
+    );
+    let mut all = vec![
+        ("ORG_MESH_PLUGINS__DIRS", plugins_dir.as_str()),
+        ("ORG_MESH_POLICIES__DIR", policies_dir.as_str()),
+    ];
+    all.extend_from_slice(settings);
+    let server = start_with(&all).await;
+    (
+        server,
+        Copies {
+            plugins,
+            policies,
+            _work: work,
+        },
+    )
 }

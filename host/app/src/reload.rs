@@ -1,0 +1,283 @@
+//! New versions of plugins and policies, taken in while the twin serves.
+//!
+//! A candidate is built and checked beside the version in service: a
+//! policy folder must parse, compile and pass its own Rego tests; a plugin
+//! must load, describe itself validly, accept its instance's configuration
+//! and pass its kind's smoke check. Only then does it replace the running
+//! version, by swapping one pointer. Work that took the old version (an
+//! evaluation, a webhook handed to a connector) finishes on it. A rejected
+//! candidate leaves the running version in service.
+//!
+//! Plugins are replaced instance by instance: a broken build of one plugin
+//! keeps its old version serving without holding back the others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use org_mesh_model::ChangeSet;
+use org_mesh_policy::PolicySet;
+use org_mesh_runtime::{Kind, Plugin, Registry};
+use serde::Serialize;
+
+use crate::pipeline::{Instances, Policies, Twin, bind_all, folder_version, plugin_version};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The candidate passed its checks and serves now.
+    Applied,
+    /// The candidate failed a check; the previous version serves on.
+    Rejected,
+    /// The candidate is the version already serving.
+    Unchanged,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Rejected => "rejected",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// What one reload did to one policy folder or plugin instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// `policy` or `plugin`.
+    pub kind: &'static str,
+    /// The policy folder, or the plugin instance's name.
+    pub target: String,
+    pub outcome: Outcome,
+    /// The version serving after the reload; none when nothing does.
+    pub serving: Option<String>,
+    /// The version that was tried.
+    pub candidate: Option<String>,
+    /// Why the candidate was rejected.
+    pub problem: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+}
+
+impl ReloadReport {
+    fn new(kind: &'static str, target: String, outcome: Outcome) -> ReloadReport {
+        ReloadReport {
+            kind,
+            target,
+            outcome,
+            serving: None,
+            candidate: None,
+            problem: None,
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+impl Twin {
+    /// Loads the policy folder again and serves it if it passes its checks.
+    pub async fn reload_policies(&self) -> ReloadReport {
+        let dir = self.config.policies.dir.clone();
+        let current = self.policy();
+        let candidate = folder_version(&dir);
+        let mut report = ReloadReport::new("policy", dir.display().to_string(), Outcome::Unchanged);
+        report.candidate = Some(candidate.clone());
+        report.serving = current.set.as_ref().map(|_| current.version.clone());
+        if candidate == current.version && current.set.is_some() {
+            return report;
+        }
+        let load_dir = dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&load_dir)).await;
+        let problem = match loaded {
+            Ok(Ok(set)) => {
+                // The folder may have changed again while it was read; the
+                // version then names what was read last, and the watcher
+                // brings the newer content in a moment.
+                let version = folder_version(&dir);
+                let next = Arc::new(Policies {
+                    set: Some(set),
+                    version: version.clone(),
+                });
+                match self.policy.write() {
+                    Ok(mut g) => *g = next,
+                    Err(poisoned) => *poisoned.into_inner() = next,
+                }
+                report.outcome = Outcome::Applied;
+                report.serving = Some(version);
+                return report;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the policy load stopped: {e}"),
+        };
+        report.outcome = Outcome::Rejected;
+        report.problem = Some(problem);
+        report
+    }
+
+    /// Loads the plugin folders again and serves each configured instance's
+    /// new version that passes its checks.
+    pub async fn reload_plugins(&self) -> Vec<ReloadReport> {
+        let mut plugins = BTreeMap::new();
+        let mut failures = Vec::new();
+        for dir in &self.config.plugins.dirs {
+            match Registry::load_dir(&self.runtime, dir).await {
+                Ok(loaded) => {
+                    plugins.extend(loaded.plugins);
+                    failures.extend(loaded.failed.iter().map(ToString::to_string));
+                }
+                Err(e) => failures.push(format!("{}: {e}", dir.display())),
+            }
+        }
+        let mut problems = Vec::new();
+        let candidates = bind_all(&self.config, &plugins, &mut problems);
+        problems.extend(failures);
+
+        let current = self.instances();
+        let mut next = Instances::default();
+        let mut reports = Vec::new();
+        let mut changed = false;
+
+        for (plugin, attachments, pulled) in &candidates.connectors {
+            let old = current
+                .connectors
+                .iter()
+                .find(|(p, _, _)| p.instance() == plugin.instance());
+            let (chosen, report) = self
+                .choose(
+                    old.map(|(p, _, _)| p),
+                    Some(plugin),
+                    plugin.instance(),
+                    &problems,
+                )
+                .await;
+            let applied = report.outcome == Outcome::Applied;
+            changed |= applied;
+            reports.push(report);
+            if let Some(chosen) = chosen {
+                let (attachments, pulled) = match (applied, old) {
+                    (false, Some((_, a, p))) => (a.clone(), *p),
+                    _ => (attachments.clone(), *pulled),
+                };
+                next.connectors.push((chosen, attachments, pulled));
+            }
+        }
+        for (olds, news, into) in [
+            (
+                &current.detectors,
+                &candidates.detectors,
+                &mut next.detectors,
+            ),
+            (
+                &current.executors,
+                &candidates.executors,
+                &mut next.executors,
+            ),
+        ] {
+            for plugin in news {
+                let old = olds.iter().find(|p| p.instance() == plugin.instance());
+                let (chosen, report) = self
+                    .choose(old, Some(plugin), plugin.instance(), &problems)
+                    .await;
+                changed |= report.outcome == Outcome::Applied;
+                reports.push(report);
+                into.extend(chosen);
+            }
+        }
+        // Instances in service whose new version did not even bind keep
+        // their old version.
+        let placed: Vec<String> = reports.iter().map(|r| r.target.clone()).collect();
+        for (plugin, attachments, pulled) in &current.connectors {
+            if !placed.iter().any(|p| p == plugin.instance()) {
+                let (_, report) = self
+                    .choose(Some(plugin), None, plugin.instance(), &problems)
+                    .await;
+                reports.push(report);
+                next.connectors
+                    .push((plugin.clone(), attachments.clone(), *pulled));
+            }
+        }
+        for (olds, into) in [
+            (&current.detectors, &mut next.detectors),
+            (&current.executors, &mut next.executors),
+        ] {
+            for plugin in olds {
+                if !placed.iter().any(|p| p == plugin.instance()) {
+                    let (_, report) = self
+                        .choose(Some(plugin), None, plugin.instance(), &problems)
+                        .await;
+                    reports.push(report);
+                    into.push(plugin.clone());
+                }
+            }
+        }
+        if changed {
+            let next = Arc::new(next);
+            match self.instances.write() {
+                Ok(mut g) => *g = next,
+                Err(poisoned) => *poisoned.into_inner() = next,
+            }
+        }
+        reports
+    }
+
+    /// Decides which version of one instance serves: the candidate when it
+    /// differs and passes its smoke check, else the old one.
+    async fn choose(
+        &self,
+        old: Option<&Plugin>,
+        candidate: Option<&Plugin>,
+        instance: &str,
+        problems: &[String],
+    ) -> (Option<Plugin>, ReloadReport) {
+        let mut report = ReloadReport::new("plugin", instance.to_string(), Outcome::Unchanged);
+        report.serving = old.map(plugin_version);
+        let Some(candidate) = candidate else {
+            report.outcome = Outcome::Rejected;
+            let related: Vec<&str> = problems
+                .iter()
+                .filter(|p| p.contains(instance) || old.is_some_and(|o| p.contains(o.name())))
+                .map(String::as_str)
+                .collect();
+            report.problem = Some(if related.is_empty() {
+                format!("the plugin of {instance} no longer loads from the plugin folders")
+            } else {
+                related.join("; ")
+            });
+            return (old.cloned(), report);
+        };
+        report.candidate = Some(plugin_version(candidate));
+        if let Some(old) = old
+            && old.digest() == candidate.digest()
+            && old.name() == candidate.name()
+        {
+            return (Some(old.clone()), report);
+        }
+        match smoke(candidate).await {
+            Ok(()) => {
+                report.outcome = Outcome::Applied;
+                report.serving = report.candidate.clone();
+                (Some(candidate.clone()), report)
+            }
+            Err(problem) => {
+                report.outcome = Outcome::Rejected;
+                report.problem = Some(problem);
+                (old.cloned(), report)
+            }
+        }
+    }
+}
+
+/// The check a new version of a plugin passes before it serves, beyond
+/// loading and describing itself: a detector must run over an empty twin.
+/// Connectors and executors reach outside systems in every other call, so
+/// for them loading, describing and binding is the check.
+async fn smoke(plugin: &Plugin) -> Result<(), String> {
+    match plugin.kind() {
+        Kind::Detector => plugin
+            .detect(true, &ChangeSet::default())
+            .await
+            .map(drop)
+            .map_err(|e| format!("its smoke check (detect over an empty twin) failed: {e}")),
+        Kind::Connector | Kind::Executor => Ok(()),
+    }
+}

@@ -1,0 +1,127 @@
+//! `org-mesh policy test` and `org-mesh policy eval` on the shipped policy
+//! folder and on broken copies of it.
+
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use org_mesh_harness::root;
+use serde_json::Value;
+
+fn org_mesh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running org-mesh: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn copy_policies(to: &Path) {
+    for entry in std::fs::read_dir(root().join("policies")).unwrap_or_else(|e| panic!("{e}")) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn the_shipped_policy_tests_pass_and_each_is_listed() {
+    let dir = root().join("policies");
+    let out = org_mesh(&["policy", "test", &dir.display().to_string()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("ok    data.orgmesh.drift_test.test_"),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("PASS: "), "{stdout}");
+    assert!(summary.contains("policy version "), "{stdout}");
+}
+
+#[test]
+fn a_failing_test_is_named_and_exits_1_and_broken_rego_exits_2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_policies(dir.path());
+    std::fs::write(
+        dir.path().join("extra_test.rego"),
+        "package orgmesh.extra_test\n\nimport rego.v1\n\ntest_arithmetic if {\n\t1 + 1 == 3\n}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = org_mesh(&["policy", "test", &dir.path().display().to_string()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("FAIL  data.orgmesh.extra_test.test_arithmetic"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("extra_test.rego"),
+        "package broken\n\nthis is not rego {\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = org_mesh(&["policy", "test", &dir.path().display().to_string()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("extra_test.rego"),
+        "names the file: {stderr}"
+    );
+}
+
+#[test]
+fn eval_prints_the_decision_with_the_policy_version() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({
+            "detector": "identity-drift",
+            "rule": "idp-offboarded-has-admin",
+            "subject": {"label": "Account", "key": "github:octocat"},
+            "key": "",
+            "title": "octocat still has admin rights after offboarding",
+            "score": 1.0,
+            "default_severity": "high",
+            "attributes": {},
+            "evidence_count": 3,
+            "has_remedy": true
+        })
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let policies = root().join("policies");
+    let out = org_mesh(&[
+        "policy",
+        "eval",
+        "--input",
+        &input.display().to_string(),
+        "--dir",
+        &policies.display().to_string(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let printed: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(printed["decision"]["severity"], "critical", "{printed}");
+    let version = org_mesh_watch::content_hash(&policies)
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(printed["policy_version"], version.as_str(), "{printed}");
+
+    std::fs::write(&input, "{\"rule\": 3}").unwrap_or_else(|e| panic!("{e}"));
+    let out = org_mesh(&[
+        "policy",
+        "eval",
+        "--input",
+        &input.display().to_string(),
+        "--dir",
+        &policies.display().to_string(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not a decision input"), "{stderr}");
+}

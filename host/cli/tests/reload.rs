@@ -1,0 +1,253 @@
+//! Hot reload under load: `org-mesh serve` takes webhook deliveries and
+//! answers findings while its policy folder and one of its plugins are
+//! replaced fifty times, alternating good and broken versions, the way an
+//! editor saves (write a temporary file, rename it over the old one).
+//!
+//! Needs `.ci/setup` and `.ci/build-plugins`.
+
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn digest12(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))[..12].to_string()
+}
+
+/// What a watcher would call the policy folder's version.
+fn folder_version(dir: &Path) -> String {
+    org_mesh_watch::content_hash(dir)
+        .map(|(hash, _)| hash.to_string())
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+/// Waits until the service reports a reload of `target` that tried
+/// `candidate`, and returns its outcome.
+async fn reloaded(
+    http: &reqwest::Client,
+    base: &str,
+    kind: &str,
+    target: &str,
+    candidate: &str,
+) -> String {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (status, body) = get_json(http, &format!("{base}/api/v1/reloads"), Some(VIEWER)).await;
+        assert_eq!(status, 200, "{body}");
+        let found = body["reloads"].as_array().into_iter().flatten().find(|r| {
+            r["kind"] == kind
+                && r["target"].as_str().is_some_and(|t| t.ends_with(target))
+                && r["candidate"]
+                    .as_str()
+                    .is_some_and(|c| c.ends_with(candidate))
+        });
+        if let Some(r) = found {
+            return r["outcome"].as_str().unwrap_or_default().to_string();
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no reload of {kind} {target} tried {candidate} within 15 s: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_reloads_of_good_and_broken_versions_never_fail_a_request_or_serve_a_broken_version()
+{
+    let (server, copies) = start_on_copies(&[]).await;
+    let (plugins, policies) = (copies.plugins.clone(), copies.policies.clone());
+    let policies_dir = policies.display().to_string();
+    let http = client();
+
+    let rego = policies.join("drift.rego");
+    let rego_a = std::fs::read(&rego).unwrap_or_else(|e| panic!("{e}"));
+    let mut rego_b = rego_a.clone();
+    rego_b.extend_from_slice(b"\n# revision b: the same rules\n");
+    let mut rego_broken = rego_a.clone();
+    rego_broken.extend_from_slice(b"\nthis is not rego {\n");
+
+    let wasm: PathBuf = plugins.join("identity-drift/identity_drift.wasm");
+    let wasm_a = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{e}"));
+    let wasm_b = rebuilt(&wasm_a, "b");
+    let wasm_broken = wasm_a[..wasm_a.len() / 2].to_vec();
+
+    // The versions that may ever make a decision or a finding.
+    let mut good_policies = BTreeSet::from([folder_version(&policies)]);
+    let good_detectors = BTreeSet::from([digest12(&wasm_a), digest12(&wasm_b)]);
+
+    // Load: deliveries and reads until the reloads are done.
+    let done = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let seen_policies = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
+    let seen_detectors = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
+    let load = {
+        let (done, failed, sent) = (done.clone(), failed.clone(), sent.clone());
+        let (seen_policies, seen_detectors) = (seen_policies.clone(), seen_detectors.clone());
+        let base = server.base.clone();
+        let example = webhook_examples()
+            .into_iter()
+            .find(|(event, p)| event == "organization" && p["action"] == "member_added")
+            .unwrap_or_else(|| panic!("no member_added example"))
+            .1;
+        tokio::spawn(async move {
+            let http = client();
+            let url = format!("{base}/webhooks/github/github");
+            // Bounded: at most this many rounds, whatever happens.
+            for i in 0..5000 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut payload = example.clone();
+                payload["membership"]["user"]["login"] = Value::from(format!("load-{i}"));
+                payload["membership"]["user"]["id"] = Value::from(8_000_000 + i);
+                let resp = signed(
+                    &http,
+                    &url,
+                    "organization",
+                    Some(&format!("load-{i}")),
+                    payload.to_string(),
+                )
+                .await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                if !resp.status().is_success() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                let (status, findings) =
+                    get_json(&http, &format!("{base}/api/v1/findings"), Some(VIEWER)).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                if status != 200 {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                for f in findings["findings"].as_array().into_iter().flatten() {
+                    if let Some(v) = f["decision"]["policy_version"].as_str() {
+                        lock(&seen_policies).insert(v.to_string());
+                    } else {
+                        lock(&seen_policies).insert("undecided".into());
+                    }
+                    let detector = f["detector_version"].as_str().unwrap_or("untagged");
+                    let digest = detector.rsplit('@').next().unwrap_or(detector);
+                    lock(&seen_detectors).insert(digest.to_string());
+                }
+            }
+        })
+    };
+
+    let mut rejected = 0;
+    for i in 0..50 {
+        let broken = (i / 2) % 2 == 0;
+        let revision_b = (i / 4) % 2 == 0;
+        if i % 2 == 0 {
+            let content = match (broken, revision_b) {
+                (true, _) => &rego_broken,
+                (false, true) => &rego_b,
+                (false, false) => &rego_a,
+            };
+            save(&rego, content);
+            let version = folder_version(&policies);
+            if !broken {
+                good_policies.insert(version.clone());
+            }
+            let outcome = reloaded(&http, &server.base, "policy", &policies_dir, &version).await;
+            let expected: &[&str] = if broken {
+                &["rejected"]
+            } else {
+                &["applied", "unchanged"]
+            };
+            assert!(
+                expected.contains(&outcome.as_str()),
+                "reload {i}: {outcome}"
+            );
+            rejected += usize::from(broken);
+        } else {
+            let content = match (broken, revision_b) {
+                (true, _) => &wasm_broken,
+                (false, true) => &wasm_b,
+                (false, false) => &wasm_a,
+            };
+            let before = rejection_time(&http, &server.base).await;
+            save(&wasm, content);
+            if broken {
+                // A component that does not load never becomes a candidate:
+                // the reload names the plugin and says why.
+                wait_plugin_rejection(&http, &server.base, before).await;
+            } else {
+                let outcome = reloaded(
+                    &http,
+                    &server.base,
+                    "plugin",
+                    "identity-drift",
+                    &digest12(content),
+                )
+                .await;
+                assert!(
+                    ["applied", "unchanged"].contains(&outcome.as_str()),
+                    "reload {i}: {outcome}"
+                );
+            }
+            rejected += usize::from(broken);
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    load.await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+    assert!(sent.load(Ordering::Relaxed) > 50, "the load ran throughout");
+    let seen_policies = lock(&seen_policies).clone();
+    assert!(
+        seen_policies.is_subset(&good_policies),
+        "decisions only from good policy versions: saw {seen_policies:?}, good {good_policies:?}"
+    );
+    let seen_detectors = lock(&seen_detectors).clone();
+    assert!(
+        !seen_detectors.is_empty() && seen_detectors.is_subset(&good_detectors),
+        "findings only from good detector builds: saw {seen_detectors:?}, good {good_detectors:?}"
+    );
+    let metrics = metrics(&http, &server.base).await;
+    let rejected_count: usize = metrics
+        .lines()
+        .filter(|l| l.starts_with("org_mesh_reload_total") && l.contains("outcome=\"rejected\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(
+        rejected_count >= rejected,
+        "every broken version counted: {rejected_count} < {rejected}\n{metrics}"
+    );
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits for a rejected reload of the identity-drift instance other than
+/// the one `before` names.
+async fn wait_plugin_rejection(http: &reqwest::Client, base: &str, before: Option<String>) {
+    for _ in 0..300 {
+        let now = rejection_time(http, base).await;
+        if now.is_some() && now != before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the broken plugin was not rejected within 15 s");
+}
+
+async fn rejection_time(http: &reqwest::Client, base: &str) -> Option<String> {
+    let (_, body) = get_json(http, &format!("{base}/api/v1/reloads"), Some(VIEWER)).await;
+    body["reloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == "plugin" && r["target"] == "identity-drift")
+        .filter(|r| r["outcome"] == "rejected")
+        .and_then(|r| r["at"].as_str().map(str::to_string))
+}
