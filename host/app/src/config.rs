@@ -268,6 +268,35 @@ pub struct LimitsConfig {
 pub struct PoliciesConfig {
     /// The folder of `.rego` files and `drift-rules.yaml`.
     pub dir: PathBuf,
+    /// With `serve`: a new policy version that passes its checks first
+    /// decides beside the serving one for a while, and is promoted only if
+    /// it stays within a budget of differing decisions and errors.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// How long the candidate decides beside the serving version.
+    pub window_secs: u64,
+    /// Decisions that may differ from the serving version's; more roll the
+    /// candidate back.
+    #[serde(default)]
+    pub max_diffs: u64,
+    /// Decisions the candidate may fail to make; more roll it back.
+    #[serde(default)]
+    pub max_errors: u64,
+}
+
+impl ShadowConfig {
+    fn new(window_secs: u64) -> ShadowConfig {
+        ShadowConfig {
+            window_secs,
+            max_diffs: 0,
+            max_errors: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -430,6 +459,24 @@ impl Config {
                     self.policies.dir = value.clone().into();
                     Ok(())
                 }
+                "policies__shadow__window_secs" => number("a number of seconds").map(|n| {
+                    self.policies
+                        .shadow
+                        .get_or_insert_with(|| ShadowConfig::new(n))
+                        .window_secs = n;
+                }),
+                "policies__shadow__max_diffs" => number("a count").map(|n| {
+                    self.policies
+                        .shadow
+                        .get_or_insert_with(|| ShadowConfig::new(0))
+                        .max_diffs = n;
+                }),
+                "policies__shadow__max_errors" => number("a count").map(|n| {
+                    self.policies
+                        .shadow
+                        .get_or_insert_with(|| ShadowConfig::new(0))
+                        .max_errors = n;
+                }),
                 "identity__mappings" => {
                     self.identity.mappings = Some(value.clone().into());
                     Ok(())

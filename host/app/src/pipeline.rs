@@ -153,6 +153,9 @@ pub struct Twin {
     pub(crate) config: Config,
     pub(crate) instances: std::sync::RwLock<Arc<Instances>>,
     pub(crate) policy: std::sync::RwLock<Arc<Policies>>,
+    /// A candidate policy version deciding beside the serving one before
+    /// it may be promoted.
+    pub(crate) shadow: std::sync::RwLock<Option<Arc<crate::reload::Shadow>>>,
     /// `None` when the mappings file could not be read: identities are then
     /// left as they are rather than resolved without it, which would drop
     /// every explicit link.
@@ -266,6 +269,7 @@ impl Twin {
             config: config.clone(),
             instances: std::sync::RwLock::new(Arc::new(instances)),
             policy: std::sync::RwLock::new(Arc::new(policy)),
+            shadow: std::sync::RwLock::new(None),
             mappings,
             skipped: report.skipped,
         })
@@ -372,6 +376,7 @@ impl Twin {
         // evaluation, whatever a reload does meanwhile.
         let instances = self.instances();
         let policies = self.policy();
+        let shadow = self.shadowing();
         out.policy_version = Some(policies.version.clone());
         let snapshot = self.store.snapshot().await.context("reading the twin")?;
         let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
@@ -402,11 +407,12 @@ impl Twin {
         let at = now();
         for finding in findings.into_values() {
             let timer = self.policy_latency.start_timer();
-            let decided = policies
-                .set
-                .as_ref()
-                .map(|p| p.decide(&DecisionInput::from_finding(&finding, at)));
+            let input = DecisionInput::from_finding(&finding, at);
+            let decided = policies.set.as_ref().map(|p| p.decide(&input));
             timer.observe_duration();
+            if let Some(shadow) = &shadow {
+                shadow.compare(&input, decided.as_ref().and_then(|d| d.as_ref().ok()));
+            }
             let decision = match decided {
                 Some(result) => match result {
                     Ok(d) => Some(d),

@@ -10,12 +10,19 @@
 //!
 //! Plugins are replaced instance by instance: a broken build of one plugin
 //! keeps its old version serving without holding back the others.
+//!
+//! With `policies.shadow` configured, a policy version that passes its
+//! checks is not served at once: it decides beside the serving version on
+//! every live finding for the configured window, and is promoted only if
+//! its decisions differed and failed no more often than the budget allows;
+//! otherwise it is rolled back and the differences are reported.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use org_mesh_model::ChangeSet;
-use org_mesh_policy::PolicySet;
+use org_mesh_policy::{Decision, DecisionInput, PolicySet};
 use org_mesh_runtime::{Kind, Plugin, Registry};
 use serde::Serialize;
 
@@ -30,6 +37,9 @@ pub enum Outcome {
     Rejected,
     /// The candidate is the version already serving.
     Unchanged,
+    /// The candidate decides beside the serving version until its window
+    /// ends.
+    Shadowing,
 }
 
 impl Outcome {
@@ -38,6 +48,7 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Rejected => "rejected",
             Outcome::Unchanged => "unchanged",
+            Outcome::Shadowing => "shadowing",
         }
     }
 }
@@ -56,6 +67,9 @@ pub struct ReloadReport {
     pub candidate: Option<String>,
     /// Why the candidate was rejected.
     pub problem: Option<String>,
+    /// What the candidate's shadow window saw, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Tally>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: time::OffsetDateTime,
 }
@@ -69,12 +83,156 @@ impl ReloadReport {
             serving: None,
             candidate: None,
             problem: None,
+            shadow: None,
             at: time::OffsetDateTime::now_utc(),
         }
     }
 }
 
+/// How many differing decisions a shadow keeps as examples.
+const DIFF_EXAMPLES: usize = 20;
+
+/// A policy version on trial beside the serving one.
+#[derive(Debug)]
+pub struct Shadow {
+    pub(crate) policies: Arc<Policies>,
+    started: Instant,
+    window: Duration,
+    max_diffs: u64,
+    max_errors: u64,
+    tally: Mutex<Tally>,
+}
+
+/// What a shadow has seen so far.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Tally {
+    pub decisions: u64,
+    pub diffs: u64,
+    pub errors: u64,
+    /// The first differing decisions: the finding, what the serving
+    /// version decided and what the candidate did.
+    pub examples: Vec<serde_json::Value>,
+}
+
+fn summary(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "severity": d.severity,
+        "suppressed": d.suppressed,
+        "auto_fix": d.auto_fix,
+    })
+}
+
+impl Shadow {
+    /// Decides on `input` with the candidate and counts how its answer
+    /// compares with the serving version's (`None` when that failed).
+    pub(crate) fn compare(&self, input: &DecisionInput, serving: Option<&Decision>) {
+        let Some(set) = &self.policies.set else {
+            return;
+        };
+        let candidate = set.decide(input);
+        let mut tally = self
+            .tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tally.decisions += 1;
+        match candidate {
+            Err(e) => {
+                tally.errors += 1;
+                if tally.examples.len() < DIFF_EXAMPLES {
+                    tally.examples.push(serde_json::json!({
+                        "finding": input.fingerprint,
+                        "rule": input.rule,
+                        "candidate_error": e.to_string(),
+                    }));
+                }
+            }
+            Ok(candidate) if Some(&candidate) != serving => {
+                tally.diffs += 1;
+                if tally.examples.len() < DIFF_EXAMPLES {
+                    tally.examples.push(serde_json::json!({
+                        "finding": input.fingerprint,
+                        "rule": input.rule,
+                        "serving": serving.map(summary),
+                        "candidate": summary(&candidate),
+                    }));
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+
+    pub fn tally(&self) -> Tally {
+        self.tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn version(&self) -> &str {
+        &self.policies.version
+    }
+
+    /// Seconds until the window ends.
+    pub fn remaining_secs(&self) -> u64 {
+        self.window.saturating_sub(self.started.elapsed()).as_secs()
+    }
+}
+
 impl Twin {
+    /// The policy version on trial, if any.
+    pub fn shadowing(&self) -> Option<Arc<Shadow>> {
+        match self.shadow.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_shadow(&self, shadow: Option<Arc<Shadow>>) {
+        match self.shadow.write() {
+            Ok(mut g) => *g = shadow,
+            Err(poisoned) => *poisoned.into_inner() = shadow,
+        }
+    }
+
+    fn serve_policies(&self, next: Arc<Policies>) {
+        match self.policy.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    /// Ends a shadow whose window has passed: promotes it when it stayed
+    /// within its budget, rolls it back otherwise. `None` while no shadow
+    /// is due.
+    pub fn settle_shadow(&self) -> Option<ReloadReport> {
+        let shadow = self.shadowing()?;
+        if shadow.started.elapsed() < shadow.window {
+            return None;
+        }
+        self.set_shadow(None);
+        let tally = shadow.tally();
+        let mut report = ReloadReport::new(
+            "policy",
+            self.config.policies.dir.display().to_string(),
+            Outcome::Applied,
+        );
+        report.candidate = Some(shadow.policies.version.clone());
+        let within = tally.diffs <= shadow.max_diffs && tally.errors <= shadow.max_errors;
+        if within {
+            self.serve_policies(shadow.policies.clone());
+            report.serving = Some(shadow.policies.version.clone());
+        } else {
+            report.outcome = Outcome::Rejected;
+            report.serving = Some(self.policy().version.clone());
+            report.problem = Some(format!(
+                "in its shadow window {} of {} decisions differed from the serving version's (budget {}) and {} failed (budget {}); rolled back",
+                tally.diffs, tally.decisions, shadow.max_diffs, tally.errors, shadow.max_errors
+            ));
+        }
+        report.shadow = Some(tally);
+        Some(report)
+    }
+
     /// Loads the policy folder again and serves it if it passes its checks.
     pub async fn reload_policies(&self) -> ReloadReport {
         let dir = self.config.policies.dir.clone();
@@ -84,6 +242,17 @@ impl Twin {
         report.candidate = Some(candidate.clone());
         report.serving = current.set.as_ref().map(|_| current.version.clone());
         if candidate == current.version && current.set.is_some() {
+            // Back to the serving version: a candidate on trial is moot.
+            if self.shadowing().is_some() {
+                self.set_shadow(None);
+            }
+            return report;
+        }
+        if self
+            .shadowing()
+            .is_some_and(|s| s.policies.version == candidate)
+        {
+            report.outcome = Outcome::Shadowing;
             return report;
         }
         let load_dir = dir.clone();
@@ -98,12 +267,26 @@ impl Twin {
                     set: Some(set),
                     version: version.clone(),
                 });
-                match self.policy.write() {
-                    Ok(mut g) => *g = next,
-                    Err(poisoned) => *poisoned.into_inner() = next,
+                // With nothing serving there is nothing to compare against.
+                match (self.config.policies.shadow, current.set.is_some()) {
+                    (Some(shadow), true) => {
+                        self.set_shadow(Some(Arc::new(Shadow {
+                            policies: next,
+                            started: Instant::now(),
+                            window: Duration::from_secs(shadow.window_secs),
+                            max_diffs: shadow.max_diffs,
+                            max_errors: shadow.max_errors,
+                            tally: Mutex::new(Tally::default()),
+                        })));
+                        report.outcome = Outcome::Shadowing;
+                        report.candidate = Some(version);
+                    }
+                    _ => {
+                        self.serve_policies(next);
+                        report.outcome = Outcome::Applied;
+                        report.serving = Some(version);
+                    }
                 }
-                report.outcome = Outcome::Applied;
-                report.serving = Some(version);
                 return report;
             }
             Ok(Err(e)) => e.to_string(),

@@ -251,3 +251,121 @@ async fn rejection_time(http: &reqwest::Client, base: &str) -> Option<String> {
         .filter(|r| r["outcome"] == "rejected")
         .and_then(|r| r["at"].as_str().map(str::to_string))
 }
+
+/// The severity the service reports for the first finding of `rule`, and
+/// the policy version that decided it.
+async fn rated(http: &reqwest::Client, base: &str, rule: &str) -> (String, String) {
+    let (status, body) = get_json(
+        http,
+        &format!("{base}/api/v1/findings?rule={rule}"),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let finding = &body["findings"][0];
+    (
+        finding["severity"].as_str().unwrap_or_default().to_string(),
+        finding["decision"]["policy_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_on_trial_is_rolled_back_beyond_its_diff_budget_and_promoted_within_it() {
+    let (server, copies) = start_on_copies(&[
+        ("ORG_MESH_POLICIES__SHADOW__WINDOW_SECS", "2"),
+        ("ORG_MESH_POLICIES__SHADOW__MAX_DIFFS", "0"),
+    ])
+    .await;
+    let http = client();
+    let policies = copies.policies.clone();
+    let dir = policies.display().to_string();
+    let serving = folder_version(&policies);
+    assert_eq!(
+        rated(&http, &server.base, "org-2fa-not-required").await,
+        ("medium".to_string(), serving.clone())
+    );
+
+    // A re-rating changes live decisions: it decides on trial, is counted,
+    // and is rolled back without ever serving.
+    let tuning = policies.join("drift-rules.yaml");
+    let original = std::fs::read_to_string(&tuning).unwrap_or_else(|e| panic!("{e}"));
+    let rerated = original.replacen(
+        "org-2fa-not-required:\n    severity: medium",
+        "org-2fa-not-required:\n    severity: low",
+        1,
+    );
+    assert_ne!(rerated, original, "the tuning file rates the rule");
+    save(&tuning, rerated.as_bytes());
+    let candidate = folder_version(&policies);
+    assert_eq!(
+        reloaded(&http, &server.base, "policy", &dir, &candidate).await,
+        "shadowing"
+    );
+    let (_, shown) = get_json(
+        &http,
+        &format!("{}/api/v1/policies", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(shown["version"], serving.as_str(), "{shown}");
+    assert_eq!(shown["shadow"]["version"], candidate.as_str(), "{shown}");
+    assert!(
+        shown["shadow"]["tally"]["diffs"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the re-rating was seen differing: {shown}"
+    );
+    assert_eq!(
+        rated(&http, &server.base, "org-2fa-not-required").await,
+        ("medium".to_string(), serving.clone()),
+        "the serving version still decides"
+    );
+    let report = wait_outcome(&http, &server.base, &candidate, "rejected").await;
+    assert!(
+        report["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("differed")),
+        "{report}"
+    );
+    assert!(
+        report["shadow"]["examples"][0]["candidate"]["severity"] == "low",
+        "{report}"
+    );
+    assert_eq!(
+        rated(&http, &server.base, "org-2fa-not-required").await,
+        ("medium".to_string(), serving.clone())
+    );
+
+    // A change that decides the same is promoted when its window ends.
+    save(&tuning, original.as_bytes());
+    let rego = policies.join("drift.rego");
+    let mut text = std::fs::read_to_string(&rego).unwrap_or_else(|e| panic!("{e}"));
+    text.push_str("\n# reviewed: no change in decisions\n");
+    save(&rego, text.as_bytes());
+    let benign = folder_version(&policies);
+    wait_outcome(&http, &server.base, &benign, "applied").await;
+    assert_eq!(
+        rated(&http, &server.base, "org-2fa-not-required").await,
+        ("medium".to_string(), benign)
+    );
+}
+
+/// Waits until the policy folder's last reload tried `candidate` and ended
+/// with `outcome`, and returns that report.
+async fn wait_outcome(http: &reqwest::Client, base: &str, candidate: &str, outcome: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (_, body) = get_json(http, &format!("{base}/api/v1/reloads"), Some(VIEWER)).await;
+        if let Some(r) = body["reloads"].as_array().into_iter().flatten().find(|r| {
+            r["kind"] == "policy" && r["candidate"] == candidate && r["outcome"] == outcome
+        }) {
+            return r.clone();
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {outcome} reload of {candidate} within 15 s: {last}");
+}

@@ -384,6 +384,13 @@ async fn policies(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let policies = service.twin.policy();
+    let shadow = service.twin.shadowing().map(|s| {
+        json!({
+            "version": s.version(),
+            "remaining_secs": s.remaining_secs(),
+            "tally": s.tally(),
+        })
+    });
     Ok(Json(match &policies.set {
         Some(p) => json!({
             "loaded": true,
@@ -391,8 +398,9 @@ async fn policies(
             "dir": p.dir(),
             "files": p.files(),
             "tests": p.tests(),
+            "shadow": shadow,
         }),
-        None => json!({"loaded": false, "version": policies.version}),
+        None => json!({"loaded": false, "version": policies.version, "shadow": shadow}),
     }))
 }
 

@@ -529,7 +529,8 @@ pub async fn run(
     tracing::info!(%address, "Serving");
 
     let worker = tokio::spawn(changes::work(service.clone()));
-    let watches = reloads::watch(&service);
+    let mut watches = reloads::watch(&service);
+    watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {

@@ -54,8 +54,15 @@ impl Service {
             reports.push(self.twin.reload_policies().await);
         }
         drop(turn);
+        self.after_reloads(&reports).await;
+        reports
+    }
+
+    /// Records, logs and counts reload reports, and evaluates the twin
+    /// again when a new version serves or went on trial.
+    async fn after_reloads(&self, reports: &[ReloadReport]) {
         let mut applied = false;
-        for r in &reports {
+        for r in reports {
             self.reloads.record(r);
             if r.outcome != Outcome::Unchanged {
                 self.metrics
@@ -81,6 +88,15 @@ impl Service {
                     problem = r.problem.as_deref().unwrap_or(""),
                     "Reload rejected; the previous version keeps serving"
                 ),
+                Outcome::Shadowing => {
+                    applied = true;
+                    tracing::info!(
+                        kind = r.kind,
+                        target = %r.target,
+                        candidate = r.candidate.as_deref().unwrap_or(""),
+                        "New version decides beside the serving one before promotion"
+                    );
+                }
                 Outcome::Unchanged => {}
             }
         }
@@ -91,7 +107,24 @@ impl Service {
                 tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin after a reload");
             }
         }
-        reports
+    }
+}
+
+/// How often a policy version on trial is checked for the end of its
+/// window.
+const SHADOW_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Promotes or rolls back a policy version on trial once its window ends.
+pub async fn settle_shadows(service: Arc<Service>) {
+    loop {
+        tokio::time::sleep(SHADOW_CHECK).await;
+        let settled = {
+            let _turn = service.reloading.lock().await;
+            service.twin.settle_shadow()
+        };
+        if let Some(report) = settled {
+            service.after_reloads(std::slice::from_ref(&report)).await;
+        }
     }
 }
 
