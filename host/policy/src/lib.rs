@@ -10,12 +10,14 @@
 //! Run the tests with `cargo test -p org-mesh-policy`; they load the
 //! shipped `policies/` folder at the workspace root.
 
+mod approval;
 mod decision;
 mod error;
 mod pool;
 mod set;
 mod tuning;
 
+pub use approval::{ActionFacts, Approval, ApprovalInput, ApproverRole, FindingFacts};
 pub use decision::{Decision, DecisionInput};
 pub use error::{PolicyError, SourceAt, TestFailure, TestOutcome, TuningError, TuningProblem};
 pub use set::PolicySet;

@@ -9,6 +9,7 @@ use org_mesh_model::Severity;
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
+use crate::approval::{APPROVAL_SHAPE, Approval, ApprovalInput};
 use crate::decision::{Decision, DecisionInput};
 use crate::error::{PolicyError, SourceAt, TestFailure, TestOutcome};
 use crate::pool::EnginePool;
@@ -16,6 +17,8 @@ use crate::tuning::{self, Tuning};
 
 /// The package whose rules decide on drift findings.
 const DRIFT_PACKAGE: [&str; 2] = ["orgmesh", "drift"];
+const APPROVAL_PACKAGE: [&str; 2] = ["orgmesh", "approval"];
+const APPROVAL_RULE: &str = "decision";
 
 /// A decision rule that loops or explodes must not stall the host; no
 /// honest decision on one finding takes anywhere near this.
@@ -69,6 +72,8 @@ pub struct PolicySet {
     tuning: Option<Tuning>,
     tests: Vec<String>,
     declared: Vec<DeclaredRule>,
+    /// The file declaring `data.orgmesh.approval.decision`, if any.
+    approval: Option<PathBuf>,
     engines: EnginePool,
 }
 
@@ -95,6 +100,7 @@ impl PolicySet {
         let mut engine = compile(dir, &sources, tuning.as_ref())?;
         let declared = declared_rules(&engine, &sources)?;
         smoke_test(&engine, &declared)?;
+        let approval = approval_file(&engine, &sources)?;
         let tests = run_tests(&mut engine, &sources)?;
         let set = PolicySet {
             dir: dir.to_path_buf(),
@@ -102,6 +108,7 @@ impl PolicySet {
             tuning,
             tests,
             declared,
+            approval,
             engines: EnginePool::new(engine),
         };
         tracing::info!(
@@ -138,6 +145,50 @@ impl PolicySet {
             "Policy decision"
         );
         Ok(decision)
+    }
+
+    /// Asks the approval policy who must approve a proposed fix. `None`
+    /// when the folder has no approval policy or it left the decision
+    /// undefined: then no fix may run.
+    pub fn approval(&self, input: &ApprovalInput) -> Result<Option<Approval>, PolicyError> {
+        let Some(file) = &self.approval else {
+            return Ok(None);
+        };
+        let path = rule_path(APPROVAL_PACKAGE.iter().copied(), APPROVAL_RULE);
+        let value = serde_json::to_value(input)
+            .map(Value::from)
+            .map_err(|source| PolicyError::Input {
+                fingerprint: input.finding.fingerprint.clone(),
+                source,
+            })?;
+        let mut engine = self.engines.take();
+        engine.set_input(value);
+        let answer = engine.eval_rule(path.clone()).map_err(|err| {
+            let found = diagnose(&err);
+            PolicyError::Eval {
+                rule: path.clone(),
+                at: found.at.unwrap_or_else(|| SourceAt::file(file)),
+                reason: found.reason,
+            }
+        });
+        self.engines.give_back(engine);
+        let answer = answer?;
+        if answer == Value::Undefined {
+            return Ok(None);
+        }
+        Approval::from_rego(&answer)
+            .map(Some)
+            .ok_or_else(|| PolicyError::Output {
+                rule: path,
+                at: SourceAt::file(file),
+                value: show(&answer),
+                expected: APPROVAL_SHAPE,
+            })
+    }
+
+    /// Whether the folder holds an approval policy.
+    pub fn has_approval_policy(&self) -> bool {
+        self.approval.is_some()
     }
 
     pub fn dir(&self) -> &Path {
@@ -289,6 +340,25 @@ fn declared_rules(
         );
     }
     Ok(declared)
+}
+
+/// The file of the approval package that declares its decision rule.
+fn approval_file(
+    engine: &Engine,
+    sources: &[PolicySource],
+) -> Result<Option<PathBuf>, PolicyError> {
+    for (source, package) in package_files(engine, sources)? {
+        if !package.iter().eq(APPROVAL_PACKAGE.iter()) {
+            continue;
+        }
+        let declared = engine
+            .has_declared_rule_rooted_at(&source.name, APPROVAL_RULE)
+            .map_err(|err| rego_error(&err, &source.path))?;
+        if declared {
+            return Ok(Some(source.path.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Pairs each source with its package's path components.

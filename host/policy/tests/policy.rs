@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use org_mesh_model::{Finding, NodeRef, Properties, Remedy, Severity, Timestamp, Value};
 use org_mesh_policy::{
-    Decision, DecisionInput, KNOWN_RULES, PolicyError, PolicySet, SubjectPattern, TestOutcome,
-    Tuning, TuningError,
+    ActionFacts, Approval, ApprovalInput, ApproverRole, Decision, DecisionInput, FindingFacts,
+    KNOWN_RULES, PolicyError, PolicySet, SubjectPattern, TestOutcome, Tuning, TuningError,
 };
 use tempfile::TempDir;
 use time::macros::datetime;
@@ -628,5 +628,81 @@ fn unconditional_rule_conflict_fails_the_load() -> TestResult {
     let text = err.to_string();
     assert!(text.contains("twice.rego:7"), "{text}");
     assert!(text.contains("conflict"), "{text}");
+    Ok(())
+}
+
+fn approval_input(kind: &str, severity: Severity, auto_fix: Option<bool>) -> ApprovalInput {
+    let target = NodeRef::new("Repository", "github:acme/site");
+    ApprovalInput {
+        action: ActionFacts {
+            executor: "github-fix".into(),
+            kind: kind.into(),
+            target: target.clone(),
+            parameters: serde_json::json!({}),
+        },
+        finding: FindingFacts {
+            rule: "branch-protection-below-baseline".into(),
+            fingerprint: "f1".into(),
+            subject: target,
+            severity,
+            score: 1.0,
+            auto_fix,
+            suppressed: Some(false),
+        },
+        now: NOW,
+    }
+}
+
+#[test]
+fn the_shipped_approval_policy_asks_people_for_what_takes_access_away() -> TestResult {
+    let set = shipped()?;
+    assert!(set.has_approval_policy());
+    let auto = set.approval(&approval_input(
+        "github.restore-branch-protection",
+        Severity::Medium,
+        Some(true),
+    ))?;
+    assert_eq!(auto, Some(Approval::Auto));
+    let reviewed = set.approval(&approval_input(
+        "github.remove-org-member",
+        Severity::High,
+        Some(true),
+    ))?;
+    assert_eq!(
+        reviewed,
+        Some(Approval::Approve {
+            approvers: 1,
+            role: ApproverRole::Approver,
+            expires_in_secs: 86400
+        })
+    );
+    Ok(())
+}
+
+#[test]
+fn an_approval_of_the_wrong_shape_is_an_error_and_a_missing_policy_is_no_answer() -> TestResult {
+    let dir = folder(
+        true,
+        &[(
+            "approval.rego",
+            "package orgmesh.approval\n\nimport rego.v1\n\ndecision := {\"mode\": \"approve\", \"approvers\": 0, \"role\": \"approver\", \"expires_in_secs\": 60}\n",
+        )],
+    )?;
+    let set = PolicySet::load(dir.path())?;
+    let err = set
+        .approval(&approval_input("x.y", Severity::Low, None))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("approval.rego"), "{err}");
+    assert!(err.contains("approvers >= 1"), "{err}");
+
+    let bare = folder(true, &[])?;
+    let set = PolicySet::load(bare.path())?;
+    assert!(!set.has_approval_policy());
+    assert_eq!(
+        set.approval(&approval_input("x.y", Severity::Low, None))?,
+        None
+    );
     Ok(())
 }
