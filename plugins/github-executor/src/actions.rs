@@ -9,6 +9,19 @@ use crate::protection::{Requested, Restrictions};
 
 pub const REMOVE_ORG_MEMBER: &str = "github.remove-org-member";
 pub const RESTORE_BRANCH_PROTECTION: &str = "github.restore-branch-protection";
+pub const REMOVE_REPO_COLLABORATOR: &str = "github.remove-repo-collaborator";
+pub const CONVERT_TO_OUTSIDE_COLLABORATOR: &str = "github.convert-to-outside-collaborator";
+pub const OPEN_ISSUE: &str = "github.open-issue";
+
+/// Every action kind this executor handles, in the order `describe` lists
+/// them.
+pub const ACTIONS: [&str; 5] = [
+    REMOVE_ORG_MEMBER,
+    RESTORE_BRANCH_PROTECTION,
+    REMOVE_REPO_COLLABORATOR,
+    CONVERT_TO_OUTSIDE_COLLABORATOR,
+    OPEN_ISSUE,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -22,6 +35,44 @@ pub enum Action {
         branch: String,
         requested: Requested,
     },
+    RemoveRepoCollaborator {
+        /// `owner/name`.
+        repository: String,
+        login: String,
+    },
+    ConvertToOutsideCollaborator {
+        organisation: String,
+        login: String,
+    },
+    OpenIssue {
+        /// `owner/name`.
+        repository: String,
+        title: String,
+        /// The body as the remedy gave it, without the marker.
+        body: String,
+        labels: Vec<String>,
+        /// The hidden line that ties the issue to its fix; see [`marker`].
+        marker: String,
+    },
+}
+
+/// The line that makes an issue findable again by the fix that opened it.
+/// GitHub has no idempotency key for issues, so the key travels inside the
+/// body, as an HTML comment that GitHub does not render.
+pub fn marker(idempotency_key: &str) -> Result<String, PluginError> {
+    // A key that could end the comment early would put text on the page
+    // and make the marker match other issues' bodies.
+    let unsafe_char = |c: char| c.is_whitespace() || c.is_control() || c == '<' || c == '>';
+    if idempotency_key.is_empty()
+        || idempotency_key.contains("--")
+        || idempotency_key.chars().any(unsafe_char)
+    {
+        return Err(invalid(format!(
+            "idempotency key {idempotency_key:?} cannot be carried in an issue body: it must be \
+             non-empty, without spaces, '<', '>' or \"--\""
+        )));
+    }
+    Ok(format!("<!-- org-mesh:{idempotency_key} -->"))
 }
 
 fn invalid(message: String) -> PluginError {
@@ -59,13 +110,38 @@ fn required(found: Option<String>, kind: &str, name: &str) -> Result<String, Plu
     found.ok_or_else(|| invalid(format!("{kind} needs the parameter {name}")))
 }
 
+fn repository(name: &str, value: &Value) -> Result<String, PluginError> {
+    let full_name = text(name, value)?;
+    let parts: Vec<&str> = full_name.split('/').collect();
+    if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+        return Err(invalid(format!(
+            "parameter {name}: {full_name:?} is not owner/name"
+        )));
+    }
+    Ok(full_name)
+}
+
+fn unknown(kind: &str, name: &str) -> PluginError {
+    invalid(format!("{kind} has no parameter {name}"))
+}
+
 impl Action {
-    pub fn parse(kind: &str, parameters: &Properties) -> Result<Self, PluginError> {
+    /// The action an executor request asks for. The idempotency key is only
+    /// needed by actions that must find their own earlier work again.
+    pub fn parse(
+        kind: &str,
+        parameters: &Properties,
+        idempotency_key: &str,
+    ) -> Result<Self, PluginError> {
         match kind {
             REMOVE_ORG_MEMBER => remove_org_member(parameters),
             RESTORE_BRANCH_PROTECTION => restore_branch_protection(parameters),
+            REMOVE_REPO_COLLABORATOR => remove_repo_collaborator(parameters),
+            CONVERT_TO_OUTSIDE_COLLABORATOR => convert_to_outside_collaborator(parameters),
+            OPEN_ISSUE => open_issue(parameters, idempotency_key),
             other => Err(invalid(format!(
-                "action {other:?} is not one this executor handles ({REMOVE_ORG_MEMBER}, {RESTORE_BRANCH_PROTECTION})"
+                "action {other:?} is not one this executor handles ({})",
+                ACTIONS.join(", ")
             ))),
         }
     }
@@ -77,11 +153,7 @@ fn remove_org_member(parameters: &Properties) -> Result<Action, PluginError> {
         match name.as_str() {
             "org" => org = Some(text(name, value)?),
             "login" => login = Some(text(name, value)?),
-            other => {
-                return Err(invalid(format!(
-                    "{REMOVE_ORG_MEMBER} has no parameter {other}"
-                )));
-            }
+            other => return Err(unknown(REMOVE_ORG_MEMBER, other)),
         }
     }
     Ok(Action::RemoveOrgMember {
@@ -98,13 +170,7 @@ fn restore_branch_protection(parameters: &Properties) -> Result<Action, PluginEr
     for (name, value) in parameters {
         let slot = match name.as_str() {
             "repository" => {
-                let full_name = text(name, value)?;
-                if full_name.split('/').filter(|p| !p.is_empty()).count() != 2 {
-                    return Err(invalid(format!(
-                        "parameter repository: {full_name:?} is not owner/name"
-                    )));
-                }
-                repository = Some(full_name);
+                repository = Some(self::repository(name, value)?);
                 continue;
             }
             "branch" => {
@@ -153,11 +219,7 @@ fn restore_branch_protection(parameters: &Properties) -> Result<Action, PluginEr
             "required_linear_history" => &mut r.required_linear_history,
             "required_signatures" => &mut r.required_signatures,
             "required_conversation_resolution" => &mut r.required_conversation_resolution,
-            other => {
-                return Err(invalid(format!(
-                    "{RESTORE_BRANCH_PROTECTION} has no parameter {other}"
-                )));
-            }
+            other => return Err(unknown(RESTORE_BRANCH_PROTECTION, other)),
         };
         *slot = Some(flag(name, value)?);
     }
@@ -167,6 +229,76 @@ fn restore_branch_protection(parameters: &Properties) -> Result<Action, PluginEr
         repository: required(repository, RESTORE_BRANCH_PROTECTION, "repository")?,
         branch: required(branch, RESTORE_BRANCH_PROTECTION, "branch")?,
         requested: r,
+    })
+}
+
+fn remove_repo_collaborator(parameters: &Properties) -> Result<Action, PluginError> {
+    let (mut repository, mut login) = (None, None);
+    for (name, value) in parameters {
+        match name.as_str() {
+            "repository" => repository = Some(self::repository(name, value)?),
+            "login" => login = Some(text(name, value)?),
+            other => return Err(unknown(REMOVE_REPO_COLLABORATOR, other)),
+        }
+    }
+    Ok(Action::RemoveRepoCollaborator {
+        repository: required(repository, REMOVE_REPO_COLLABORATOR, "repository")?,
+        login: required(login, REMOVE_REPO_COLLABORATOR, "login")?,
+    })
+}
+
+fn convert_to_outside_collaborator(parameters: &Properties) -> Result<Action, PluginError> {
+    let (mut organisation, mut login) = (None, None);
+    for (name, value) in parameters {
+        match name.as_str() {
+            "organisation" => organisation = Some(text(name, value)?),
+            "login" => login = Some(text(name, value)?),
+            other => return Err(unknown(CONVERT_TO_OUTSIDE_COLLABORATOR, other)),
+        }
+    }
+    Ok(Action::ConvertToOutsideCollaborator {
+        organisation: required(
+            organisation,
+            CONVERT_TO_OUTSIDE_COLLABORATOR,
+            "organisation",
+        )?,
+        login: required(login, CONVERT_TO_OUTSIDE_COLLABORATOR, "login")?,
+    })
+}
+
+fn open_issue(parameters: &Properties, idempotency_key: &str) -> Result<Action, PluginError> {
+    let (mut repository, mut title, mut body) = (None, None, None);
+    let mut labels = Vec::new();
+    for (name, value) in parameters {
+        match name.as_str() {
+            "repository" => repository = Some(self::repository(name, value)?),
+            "title" => title = Some(text(name, value)?),
+            // An empty body is allowed: the marker alone is a valid body.
+            "body" => match value {
+                Value::Text(s) => body = Some(s.clone()),
+                other => {
+                    return Err(invalid(format!(
+                        "parameter {name}: {other:?} is not a text"
+                    )));
+                }
+            },
+            "labels" => {
+                labels = texts(name, value)?;
+                if labels.iter().any(|l| l.trim().is_empty()) {
+                    return Err(invalid(format!(
+                        "parameter {name}: {labels:?} holds an empty label"
+                    )));
+                }
+            }
+            other => return Err(unknown(OPEN_ISSUE, other)),
+        }
+    }
+    Ok(Action::OpenIssue {
+        repository: required(repository, OPEN_ISSUE, "repository")?,
+        title: required(title, OPEN_ISSUE, "title")?,
+        body: required(body, OPEN_ISSUE, "body")?,
+        labels,
+        marker: marker(idempotency_key)?,
     })
 }
 
@@ -196,6 +328,7 @@ mod tests {
                 .text("org", "acme")
                 .text("login", "octocat")
                 .build(),
+            "k",
         );
         assert_eq!(
             ok.ok(),
@@ -204,7 +337,11 @@ mod tests {
                 login: "octocat".into()
             })
         );
-        let missing = Action::parse(REMOVE_ORG_MEMBER, &Props::new().text("org", "acme").build());
+        let missing = Action::parse(
+            REMOVE_ORG_MEMBER,
+            &Props::new().text("org", "acme").build(),
+            "k",
+        );
         assert!(matches!(missing, Err(PluginError::InvalidInput(m)) if m.ends_with("login")));
     }
 
@@ -235,13 +372,115 @@ mod tests {
                 "not owner/name",
             ),
         ] {
-            let result = Action::parse(RESTORE_BRANCH_PROTECTION, &props.build());
+            let result = Action::parse(RESTORE_BRANCH_PROTECTION, &props.build(), "k");
             assert!(
                 matches!(&result, Err(PluginError::InvalidInput(m)) if m.contains(expected)),
                 "{result:?}"
             );
         }
-        let other = Action::parse("github.delete-repo", &Vec::new());
+        let other = Action::parse("github.delete-repo", &Vec::new(), "k");
         assert!(matches!(other, Err(PluginError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn the_marker_carries_the_key_as_an_html_comment() {
+        let key = "5f0c1a2b3c4d5e6f7a8b9c0d:github.open-issue";
+        assert_eq!(marker(key).ok(), Some(format!("<!-- org-mesh:{key} -->")));
+        for bad in ["", "a-->b", "a b", "a>b", "x--y", "a\nb"] {
+            assert!(
+                matches!(marker(bad), Err(PluginError::InvalidInput(m)) if m.contains("idempotency key")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_issue_needs_repository_title_and_body() {
+        let base = || {
+            Props::new()
+                .text("repository", "acme/api")
+                .text("title", "Restore protection")
+        };
+        let ok = Action::parse(OPEN_ISSUE, &base().text("body", "").build(), "k1");
+        assert!(
+            matches!(&ok, Ok(Action::OpenIssue { body, labels, marker, .. })
+                if body.is_empty() && labels.is_empty() && marker == "<!-- org-mesh:k1 -->"),
+            "{ok:?}"
+        );
+        for (props, expected) in [
+            (base(), "needs the parameter body"),
+            (
+                base().text("body", "b").text("labels", "drift"),
+                "parameter labels",
+            ),
+            (
+                base().text("body", "b").texts("labels", vec![" ".into()]),
+                "empty label",
+            ),
+            (
+                base().text("body", "b").text("assignee", "x"),
+                "no parameter assignee",
+            ),
+            (
+                Props::new()
+                    .text("repository", "acme/")
+                    .text("title", "t")
+                    .text("body", "b"),
+                "parameter repository",
+            ),
+            (
+                Props::new()
+                    .text("repository", "acme/api")
+                    .text("body", "b"),
+                "needs the parameter title",
+            ),
+        ] {
+            let result = Action::parse(OPEN_ISSUE, &props.build(), "k1");
+            assert!(
+                matches!(&result, Err(PluginError::InvalidInput(m)) if m.contains(expected)),
+                "{expected}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn collaborator_actions_name_what_is_wrong() {
+        for (kind, props, expected) in [
+            (
+                REMOVE_REPO_COLLABORATOR,
+                Props::new()
+                    .text("repository", "acme/api/x")
+                    .text("login", "o"),
+                "parameter repository",
+            ),
+            (
+                REMOVE_REPO_COLLABORATOR,
+                Props::new()
+                    .text("repository", "acme/api")
+                    .integer("login", 1),
+                "parameter login",
+            ),
+            (
+                REMOVE_REPO_COLLABORATOR,
+                Props::new().text("repository", "acme/api"),
+                "needs the parameter login",
+            ),
+            (
+                CONVERT_TO_OUTSIDE_COLLABORATOR,
+                Props::new().text("org", "acme").text("login", "o"),
+                "no parameter org",
+            ),
+            (
+                CONVERT_TO_OUTSIDE_COLLABORATOR,
+                Props::new().text("login", "o"),
+                "needs the parameter organisation",
+            ),
+        ] {
+            let result = Action::parse(kind, &props.build(), "k");
+            assert!(
+                matches!(&result, Err(PluginError::InvalidInput(m)) if m.contains(expected)),
+                "{kind} {expected}: {result:?}"
+            );
+        }
     }
 }

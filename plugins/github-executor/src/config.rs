@@ -12,6 +12,18 @@ pub struct Config {
     /// Plans only: every `execute` is refused.
     #[serde(default)]
     pub dry_run_only: bool,
+    /// Items per page when listing collaborators or issues. Smaller pages
+    /// keep each answer under the host's response size limit when items
+    /// are large, at the cost of more requests.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+/// GitHub's largest page.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+fn default_page_size() -> u32 {
+    MAX_PAGE_SIZE
 }
 
 fn default_api_url() -> String {
@@ -27,6 +39,12 @@ impl Config {
             return Err(PluginError::InvalidConfig(format!(
                 "api_url: {:?} is not an http or https URL",
                 config.api_url
+            )));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&config.page_size) {
+            return Err(PluginError::InvalidConfig(format!(
+                "page_size: {} is not from 1 to {MAX_PAGE_SIZE}",
+                config.page_size
             )));
         }
         Ok(config)

@@ -1,11 +1,13 @@
-//! The GitHub executor plugin: removes a member from an organisation and
-//! restores a default branch's protection to a baseline, on GitHub or
-//! GitHub Enterprise Server.
+//! The GitHub executor plugin, on GitHub or GitHub Enterprise Server:
+//! removes a member from an organisation or a collaborator from a
+//! repository, converts a member to an outside collaborator, restores a
+//! default branch's protection to a baseline, and opens an issue.
 //!
 //! Build the component with
 //! `cargo build --target wasm32-wasip2 --profile plugin -p github-executor`;
 //! `cargo test -p github-executor` checks the planned calls and bodies
-//! natively, against GitHub's recorded branch-protection exchange.
+//! natively, against GitHub's recorded exchanges where they exist and its
+//! published examples where they do not.
 
 mod actions;
 mod config;
@@ -17,9 +19,13 @@ use org_mesh_plugin::http::AuthScheme;
 use org_mesh_plugin::rest::{Client, HostTransport, Transport};
 use org_mesh_plugin::types::{Description, PluginError};
 
-pub use actions::{Action, REMOVE_ORG_MEMBER, RESTORE_BRANCH_PROTECTION};
-pub use config::Config;
+pub use actions::{
+    ACTIONS, Action, CONVERT_TO_OUTSIDE_COLLABORATOR, OPEN_ISSUE, REMOVE_ORG_MEMBER,
+    REMOVE_REPO_COLLABORATOR, RESTORE_BRANCH_PROTECTION, marker,
+};
+pub use config::{Config, MAX_PAGE_SIZE};
 pub use protection::{Body, Protection, Requested, Restrictions};
+pub use run::{WRITE_RETRIES, retry_policy};
 
 pub const NAME: &str = "github-executor";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -33,23 +39,47 @@ pub fn client<T: Transport>(config: &Config, transport: T) -> Client<T> {
             concat!("org-mesh-github-executor/", env!("CARGO_PKG_VERSION")),
         )
         .auth("token", AuthScheme::Token)
+        .retry_policy(retry_policy())
+}
+
+fn action(req: &ActionRequest) -> Result<Action, PluginError> {
+    Action::parse(
+        &req.action.kind,
+        &req.action.parameters,
+        &req.action.idempotency_key,
+    )
 }
 
 pub fn plan<T: Transport>(req: &ActionRequest, transport: T) -> Result<ActionPlan, PluginError> {
     let config = Config::parse(&req.config)?;
-    let action = Action::parse(&req.action.kind, &req.action.parameters)?;
-    Ok(run::plan(&client(&config, transport), &action))
+    let action = action(req)?;
+    Ok(run::plan(
+        &client(&config, transport),
+        config.page_size,
+        &action,
+    ))
 }
 
-pub fn execute<T: Transport>(req: &ActionRequest, transport: T) -> Result<Outcome, PluginError> {
+/// The transport is cloned because the executor also waits through it
+/// between attempts at a write, outside any one request.
+pub fn execute<T: Transport + Clone>(
+    req: &ActionRequest,
+    transport: T,
+) -> Result<Outcome, PluginError> {
     let config = Config::parse(&req.config)?;
-    let action = Action::parse(&req.action.kind, &req.action.parameters)?;
+    let action = action(req)?;
     if config.dry_run_only {
         return Err(PluginError::Denied(
             "dry_run_only is set for this executor: it plans but does not execute".into(),
         ));
     }
-    run::execute(&client(&config, transport), &action)
+    let pause = transport.clone();
+    run::execute(
+        &client(&config, transport),
+        &pause,
+        config.page_size,
+        &action,
+    )
 }
 
 #[cfg_attr(
@@ -63,11 +93,11 @@ impl Guest for GithubExecutor {
         Description {
             name: NAME.into(),
             version: VERSION.into(),
-            summary:
-                "Removes organisation members and restores default-branch protection on GitHub"
-                    .into(),
+            summary: "Removes members and collaborators, converts members to outside \
+                      collaborators, restores default-branch protection and opens issues on GitHub"
+                .into(),
             rules: Vec::new(),
-            actions: vec![REMOVE_ORG_MEMBER.into(), RESTORE_BRANCH_PROTECTION.into()],
+            actions: ACTIONS.iter().map(|a| (*a).to_string()).collect(),
         }
     }
 

@@ -1,199 +1,29 @@
-//! Plans and executions against a strict scripted GitHub: GitHub's recorded
-//! branch-protection exchange (`@octokit/fixtures`) where it covers the
-//! case, written steps where it does not.
+//! `github.restore-branch-protection` and `github.remove-org-member` against
+//! a strict scripted GitHub (`common`): GitHub's recorded branch-protection
+//! exchange (`@octokit/fixtures`) where it covers the case, written steps
+//! where it does not, including the retries after server errors.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+mod common;
 
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
+use common::{BASE, Github, TestResult, from_recording, node, recording, step, summary};
 use github_executor::{REMOVE_ORG_MEMBER, RESTORE_BRANCH_PROTECTION, execute, plan};
-use org_mesh_plugin::executor::{Action, ActionRequest, PlannedCall};
-use org_mesh_plugin::http::{self, AuthScheme, Request, Response};
+use org_mesh_plugin::executor::ActionRequest;
 use org_mesh_plugin::props::Props;
-use org_mesh_plugin::rest::Transport;
-use org_mesh_plugin::types::{NodeRef, PluginError, Properties};
+use org_mesh_plugin::types::{PluginError, Properties};
 
-const BASE: &str = "http://127.0.0.1:9/api.github.com/f2";
 const REPO: &str = "octokit-fixture-org/branch-protection";
 const PROTECTION: &str = "/repos/octokit-fixture-org/branch-protection/branches/main/protection";
 
-type TestResult = Result<(), String>;
-
-fn recording() -> Result<Vec<Json>, String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/octokit-fixtures/branch-protection.json"
-    );
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let all: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    all.as_array()
-        .cloned()
-        .ok_or_else(|| "not a list".to_string())
-}
-
-/// One expected request and its answer.
-#[derive(Debug, Clone)]
-struct Step {
-    method: String,
-    path: String,
-    /// The body the request must carry, compared as JSON; its recorded
-    /// byte length, when known, is compared too.
-    body: Option<Json>,
-    length: Option<usize>,
-    status: u16,
-    answer: Json,
-}
-
-fn from_recording(entry: &Json) -> Step {
-    let body = entry.get("body").filter(|b| b.is_object()).cloned();
-    Step {
-        method: entry["method"].as_str().unwrap_or_default().to_uppercase(),
-        path: entry["path"].as_str().unwrap_or_default().to_string(),
-        length: entry["reqheaders"]["content-length"]
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok()),
-        body,
-        status: u16::try_from(entry["status"].as_u64().unwrap_or_default()).unwrap_or(599),
-        answer: entry["response"].clone(),
-    }
-}
-
-fn step(method: &str, path: &str, status: u16, answer: Json) -> Step {
-    Step {
-        method: method.into(),
-        path: path.into(),
-        body: None,
-        length: None,
-        status,
-        answer,
-    }
-}
-
-#[derive(Default)]
-struct Github {
-    steps: RefCell<VecDeque<Step>>,
-    sent: RefCell<Vec<Request>>,
-    problems: RefCell<Vec<String>>,
-}
-
-impl Github {
-    fn new(steps: Vec<Step>) -> Self {
-        Self {
-            steps: RefCell::new(steps.into()),
-            ..Self::default()
-        }
-    }
-
-    fn check(&self) -> TestResult {
-        let problems = self.problems.borrow();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
-    }
-
-    fn left(&self) -> Vec<String> {
-        self.steps
-            .borrow()
-            .iter()
-            .map(|s| format!("{} {}", s.method, s.path))
-            .collect()
-    }
-}
-
-fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-impl Transport for &Github {
-    fn send(&self, request: &Request) -> Result<Response, http::Error> {
-        self.sent.borrow_mut().push(request.clone());
-        let path = request.url.trim_start_matches(BASE).to_string();
-        let Some(step) = self.steps.borrow_mut().pop_front() else {
-            self.problems
-                .borrow_mut()
-                .push(format!("unexpected {} {path}", request.method));
-            return Ok(Response {
-                status: 404,
-                headers: Vec::new(),
-                body: b"{}".to_vec(),
-            });
-        };
-        let mut problems = Vec::new();
-        if (request.method.as_str(), path.as_str()) != (step.method.as_str(), step.path.as_str()) {
-            problems.push(format!(
-                "sent {} {path}, expected {} {}",
-                request.method, step.method, step.path
-            ));
-        }
-        if header(request, "accept") != Some("application/vnd.github.v3+json") {
-            problems.push("accept header missing".into());
-        }
-        let token = request
-            .auth
-            .as_ref()
-            .is_some_and(|a| a.secret == "token" && matches!(a.scheme, AuthScheme::Token));
-        if !token {
-            problems.push("not authenticated with the token secret".into());
-        }
-        let sent: Option<Json> = request
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_slice(b).ok());
-        if sent != step.body {
-            problems.push(format!("body {sent:?}, expected {:?}", step.body));
-        }
-        if step.body.is_some()
-            && header(request, "content-type") != Some("application/json; charset=utf-8")
-        {
-            problems.push("content-type of the body missing".into());
-        }
-        if let (Some(length), Some(body)) = (step.length, &request.body)
-            && body.len() != length
-        {
-            problems.push(format!("body of {} bytes, recorded {length}", body.len()));
-        }
-        self.problems.borrow_mut().extend(problems);
-        let body = if step.answer.as_str() == Some("") {
-            Vec::new()
-        } else {
-            step.answer.to_string().into_bytes()
-        };
-        Ok(Response {
-            status: step.status,
-            headers: Vec::new(),
-            body,
-        })
-    }
-
-    fn now_unix_secs(&self) -> u64 {
-        1_507_651_170
-    }
-
-    fn sleep_secs(&self, _secs: u64) {}
-
-    fn warn(&self, _message: &str, _fields: &[(&str, String)]) {}
-}
-
 fn request(kind: &str, parameters: Properties, dry_run_only: bool) -> ActionRequest {
-    ActionRequest {
-        config: json!({"api_url": BASE, "dry_run_only": dry_run_only}).to_string(),
-        action: Action {
-            kind: kind.to_string(),
-            target: NodeRef {
-                label: "Repository".into(),
-                key: format!("github:{REPO}"),
-            },
-            parameters,
-            idempotency_key: "fix-1".into(),
-        },
-    }
+    let mut req = common::request(
+        kind,
+        node("Repository", &format!("github:{REPO}")),
+        parameters,
+    );
+    req.config = json!({"api_url": BASE, "dry_run_only": dry_run_only}).to_string();
+    req
 }
 
 fn restore(extra: Props) -> ActionRequest {
@@ -223,23 +53,16 @@ fn maximal() -> Props {
         .boolean("enforce_admins", true)
 }
 
-fn summary(calls: &[PlannedCall]) -> Vec<String> {
-    calls
-        .iter()
-        .map(|c| format!("{} {}", c.method, c.url.trim_start_matches(BASE)))
-        .collect()
-}
-
 #[test]
 fn baseline_reproduces_the_recorded_minimal_put_exactly() -> TestResult {
-    let recorded = recording()?;
+    let recorded = recording("branch-protection")?;
     let github = Github::new(recorded.iter().map(from_recording).collect());
     let outcome = execute(
         &restore(Props::new().boolean("enforce_admins", false)),
         &github,
     )
     .map_err(|e| format!("{e:?}"))?;
-    github.check()?;
+    github.check_sent()?;
     assert!(outcome.changed);
     assert_eq!(
         summary(&outcome.calls),
@@ -261,7 +84,7 @@ fn baseline_reproduces_the_recorded_minimal_put_exactly() -> TestResult {
 
 #[test]
 fn the_recorded_maximal_put_needs_lists_a_baseline_cannot_hold() -> TestResult {
-    let recorded = recording()?;
+    let recorded = recording("branch-protection")?;
     // GitHub answered the minimal PUT with the protection it then had; the
     // executor reads that before its own PUT, a GET the recording lacks.
     let after_minimal = step("GET", PROTECTION, 200, recorded[1]["response"].clone());
@@ -275,7 +98,7 @@ fn the_recorded_maximal_put_needs_lists_a_baseline_cannot_hold() -> TestResult {
 
 #[test]
 fn plan_makes_no_request_and_shows_the_body_execute_sends() -> TestResult {
-    let recorded = recording()?;
+    let recorded = recording("branch-protection")?;
     let github = Github::new(Vec::new());
     let planned = plan(&restore(maximal()), &github).map_err(|e| format!("{e:?}"))?;
     assert!(github.sent.borrow().is_empty(), "plan makes no request");
@@ -295,7 +118,7 @@ fn plan_makes_no_request_and_shows_the_body_execute_sends() -> TestResult {
 
 #[test]
 fn protection_already_at_the_request_changes_nothing() -> TestResult {
-    let recorded = recording()?;
+    let recorded = recording("branch-protection")?;
     let after_maximal = step("GET", PROTECTION, 200, recorded[2]["response"].clone());
     let github = Github::new(vec![after_maximal]);
     let outcome = execute(&restore(maximal()), &github).map_err(|e| format!("{e:?}"))?;
@@ -307,7 +130,7 @@ fn protection_already_at_the_request_changes_nothing() -> TestResult {
 
 #[test]
 fn a_body_that_would_drop_current_settings_is_refused_before_writing() -> TestResult {
-    let recorded = recording()?;
+    let recorded = recording("branch-protection")?;
     // The branch has the maximal protection; a baseline asking for two
     // approvals alone would replace its status checks and restrictions.
     let after_maximal = step("GET", PROTECTION, 200, recorded[2]["response"].clone());
@@ -328,11 +151,10 @@ fn a_body_that_would_drop_current_settings_is_refused_before_writing() -> TestRe
 
 #[test]
 fn a_body_that_only_adds_is_sent_as_planned() -> TestResult {
-    let recorded = recording()?;
+    let recorded = recording("branch-protection")?;
     // After the minimal PUT every rule is off: raising adds, drops nothing.
     let after_minimal = step("GET", PROTECTION, 200, recorded[1]["response"].clone());
-    let mut put = step("PUT", PROTECTION, 200, json!({}));
-    put.body = Some(json!({
+    let put = step("PUT", PROTECTION, 200, json!({})).sending(json!({
         "required_status_checks": null,
         "required_pull_request_reviews": {"required_approving_review_count": 2},
         "restrictions": null,
@@ -352,9 +174,8 @@ fn a_body_that_only_adds_is_sent_as_planned() -> TestResult {
 
 #[test]
 fn required_signatures_go_through_their_own_endpoint() -> TestResult {
-    let recorded = recording()?;
-    let mut put = step("PUT", PROTECTION, 200, json!({}));
-    put.body = Some(json!({
+    let recorded = recording("branch-protection")?;
+    let put = step("PUT", PROTECTION, 200, json!({})).sending(json!({
         "required_status_checks": null,
         "required_pull_request_reviews": null,
         "restrictions": null,
@@ -419,6 +240,62 @@ fn removal_changes_once_and_a_404_means_already_gone() -> TestResult {
 }
 
 #[test]
+fn a_removal_answered_with_server_errors_is_sent_again_with_doubling_waits() -> TestResult {
+    let failing = || step("DELETE", MEMBER, 502, json!({"message": "Server Error"}));
+    let github = Github::new(vec![
+        failing(),
+        failing(),
+        step("DELETE", MEMBER, 204, json!("")),
+    ]);
+    let outcome = execute(&remove(), &github).map_err(|e| format!("{e:?}"))?;
+    github.check()?;
+    assert!(outcome.changed);
+    assert_eq!(*github.slept.borrow(), vec![1, 2]);
+    assert!(
+        outcome.detail.contains("is not a member"),
+        "{}",
+        outcome.detail
+    );
+    Ok(())
+}
+
+#[test]
+fn a_write_that_keeps_failing_gives_up_naming_the_call() -> TestResult {
+    let failing = || {
+        step(
+            "DELETE",
+            MEMBER,
+            503,
+            json!({"message": "Service Unavailable"}),
+        )
+    };
+    let github = Github::new(vec![failing(), failing(), failing(), failing()]);
+    let result = execute(&remove(), &github);
+    github.check()?;
+    assert!(
+        matches!(&result, Err(PluginError::Upstream(m))
+            if m.contains(&format!("DELETE {BASE}{MEMBER}")) && m.contains("503")),
+        "{result:?}"
+    );
+    assert_eq!(*github.slept.borrow(), vec![1, 2, 4]);
+    Ok(())
+}
+
+#[test]
+fn every_action_is_in_the_manifest_summary() -> TestResult {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifest.yaml"))
+        .map_err(|e| e.to_string())?;
+    for action in github_executor::ACTIONS {
+        assert!(
+            manifest.contains(action),
+            "{action} missing from manifest.yaml"
+        );
+    }
+    assert!(manifest.contains("page_size:"));
+    Ok(())
+}
+
+#[test]
 fn dry_run_only_refuses_execute_but_plans() -> TestResult {
     let mut req = remove();
     req.config = json!({"api_url": BASE, "dry_run_only": true}).to_string();
@@ -439,9 +316,86 @@ fn a_token_without_admin_rights_is_forbidden() -> TestResult {
         json!({"message": "Must have admin rights to Repository."}),
     )]);
     let result = execute(&restore(Props::new()), &github);
+    github.check()?;
     assert!(
-        matches!(result, Err(PluginError::Forbidden(_))),
+        matches!(&result, Err(PluginError::Forbidden(m))
+            if m.contains("main in octokit-fixture-org/branch-protection")
+                && m.contains("Must have admin rights")),
         "{result:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_missing_branch_is_named() -> TestResult {
+    // Written: GitHub's answer for a branch that does not exist.
+    let github = Github::new(vec![step(
+        "GET",
+        PROTECTION,
+        404,
+        json!({"message": "Branch not found"}),
+    )]);
+    let result = execute(&restore(Props::new()), &github);
+    github.check()?;
+    assert!(
+        matches!(&result, Err(PluginError::Upstream(m))
+            if m.contains("branch main of repository octokit-fixture-org/branch-protection was not found")),
+        "{result:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_protection_read_answered_with_server_errors_is_read_again() -> TestResult {
+    let recorded = recording("branch-protection")?;
+    let github = Github::new(vec![
+        step("GET", PROTECTION, 502, json!({"message": "Server Error"})),
+        step("GET", PROTECTION, 503, json!("")),
+        from_recording(&recorded[0]),
+        from_recording(&recorded[1]),
+    ]);
+    let outcome = execute(
+        &restore(Props::new().boolean("enforce_admins", false)),
+        &github,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    github.check()?;
+    assert!(outcome.changed);
+    assert_eq!(*github.slept.borrow(), vec![1, 2]);
+    Ok(())
+}
+
+#[test]
+fn a_put_answered_with_a_server_error_is_sent_again_only_after_reading() -> TestResult {
+    let recorded = recording("branch-protection")?;
+    // Written: the PUT fails with a 502 and did not take effect, so the
+    // second read still finds the branch unprotected.
+    let mut failing = from_recording(&recorded[1]);
+    failing.status = 502;
+    failing.answer = json!({"message": "Server Error"});
+    failing.headers.clear();
+    let github = Github::new(vec![
+        from_recording(&recorded[0]),
+        failing,
+        from_recording(&recorded[0]),
+        from_recording(&recorded[1]),
+    ]);
+    let outcome = execute(
+        &restore(Props::new().boolean("enforce_admins", false)),
+        &github,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    github.check()?;
+    assert!(outcome.changed);
+    assert_eq!(
+        summary(&outcome.calls),
+        vec![
+            format!("GET {PROTECTION}"),
+            format!("PUT {PROTECTION}"),
+            format!("GET {PROTECTION}"),
+            format!("PUT {PROTECTION}"),
+        ]
+    );
+    assert_eq!(*github.slept.borrow(), vec![1]);
     Ok(())
 }

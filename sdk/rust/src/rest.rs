@@ -7,6 +7,9 @@
 //! `x-ratelimit-reset`, a secondary limit (403/429 with `retry-after`, or a
 //! 403 saying so) for `retry-after`. Waits longer than the policy allows come
 //! back as [`RestError::RateLimited`] so the host can reschedule the call.
+//! When the policy allows it, a GET or HEAD answered with a 5xx is sent again
+//! after a doubling wait; other methods never are, since the client cannot
+//! know whether the server acted before it failed.
 //!
 //! All I/O goes through [`Transport`], so the same client runs natively in
 //! unit tests with a scripted transport.
@@ -74,6 +77,24 @@ pub struct RetryPolicy {
     /// The wait when a limit is signalled without saying for how long; GitHub
     /// asks for at least a minute.
     pub default_wait_secs: u64,
+    /// Resends of a GET or HEAD answered with a 5xx before the answer is
+    /// returned as [`RestError::Status`]. 0 by default, so a client waits on
+    /// server errors only when its author asks for it.
+    pub server_error_retries: u32,
+    /// The wait before the first such resend; each further one doubles, and
+    /// a longer `retry-after` from the server wins.
+    pub server_error_backoff_secs: u64,
+}
+
+impl RetryPolicy {
+    /// The wait before resend number `retry` (from 0) after a server error,
+    /// never above `max_wait_secs`.
+    pub fn server_error_wait_secs(&self, retry: u32) -> u64 {
+        let factor = 1u64.checked_shl(retry).unwrap_or(u64::MAX);
+        self.server_error_backoff_secs
+            .saturating_mul(factor)
+            .min(self.max_wait_secs)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -83,6 +104,8 @@ impl Default for RetryPolicy {
             secondary_retries: 3,
             primary_retries: 2,
             default_wait_secs: 60,
+            server_error_retries: 0,
+            server_error_backoff_secs: 1,
         }
     }
 }
@@ -350,6 +373,7 @@ impl<T: Transport> Client<T> {
         };
         let mut secondary = 0;
         let mut primary = 0;
+        let mut server_errors = 0;
         loop {
             let response = self
                 .transport
@@ -396,6 +420,20 @@ impl<T: Transport> Client<T> {
                     return Err(RestError::Forbidden { status, message });
                 }
                 Outcome::Failed { status, message } => {
+                    let wait_secs = self.server_error_wait(method, &response, server_errors);
+                    if let Some(wait_secs) = wait_secs {
+                        server_errors += 1;
+                        self.transport.warn(
+                            "Server error, waiting before retrying",
+                            &[
+                                ("status", status.to_string()),
+                                ("wait_secs", wait_secs.to_string()),
+                                ("url", url.to_string()),
+                            ],
+                        );
+                        self.transport.sleep_secs(wait_secs);
+                        continue;
+                    }
                     return Err(RestError::Status {
                         method: method.to_string(),
                         url: url.to_string(),
@@ -405,6 +443,21 @@ impl<T: Transport> Client<T> {
                 }
             }
         }
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// How long to wait before resending a request answered with a server
+    /// error, or none when it must not be resent.
+    fn server_error_wait(&self, method: &str, response: &Response, sent_again: u32) -> Option<u64> {
+        let safe = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+        if !safe || response.status < 500 || sent_again >= self.retry.server_error_retries {
+            return None;
+        }
+        let backoff = self.retry.server_error_wait_secs(sent_again);
+        let asked = header(&response.headers, "retry-after").and_then(|v| v.trim().parse().ok());
+        let wait_secs = asked.map_or(backoff, |asked: u64| asked.max(backoff));
+        (wait_secs <= self.retry.max_wait_secs).then_some(wait_secs)
     }
 }
 
@@ -897,6 +950,112 @@ mod tests {
             header(&sent[0].headers, "Content-Type"),
             Some("application/json; charset=utf-8")
         );
+    }
+
+    fn retrying(script: &Script) -> Client<&Script> {
+        client(script).retry_policy(RetryPolicy {
+            server_error_retries: 3,
+            server_error_backoff_secs: 2,
+            ..RetryPolicy::default()
+        })
+    }
+
+    #[test]
+    fn server_errors_are_returned_at_once_by_default() {
+        let script = Script::new(vec![answer(502, &[], r#"{"message":"Server Error"}"#)]);
+        let result: Result<serde_json::Value, _> = client(&script).get_json("/x");
+        assert_eq!(result.err().and_then(|e| e.status()), Some(502));
+        assert_eq!(script.urls().len(), 1);
+        assert!(script.slept.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_read_answered_with_server_errors_is_resent_with_doubling_waits() {
+        let script = Script::new(vec![
+            answer(502, &[], ""),
+            answer(503, &[], r#"{"message":"Service Unavailable"}"#),
+            answer(200, &[], "{\"ok\":true}"),
+        ]);
+        let value: serde_json::Value = retrying(&script).get_json("/x").unwrap_or_default();
+        assert_eq!(value["ok"], true);
+        assert_eq!(*script.slept.borrow(), vec![2, 4]);
+        assert_eq!(script.urls().len(), 3);
+    }
+
+    #[test]
+    fn a_failing_page_is_resent_without_starting_pagination_again() {
+        let link = [(
+            "link",
+            "<http://127.0.0.1:9/api.github.com/abc/x?page=2>; rel=\"next\"",
+        )];
+        let script = Script::new(vec![
+            answer(200, &link, "[1]"),
+            answer(500, &[], ""),
+            answer(200, &[], "[2]"),
+        ]);
+        let items: Vec<u32> = retrying(&script).get_all("/x").unwrap_or_default();
+        assert_eq!(items, vec![1, 2]);
+        assert_eq!(
+            script.urls(),
+            vec![
+                "http://127.0.0.1:9/api.github.com/abc/x",
+                "http://127.0.0.1:9/api.github.com/abc/x?page=2",
+                "http://127.0.0.1:9/api.github.com/abc/x?page=2",
+            ]
+        );
+    }
+
+    #[test]
+    fn server_errors_give_up_after_the_allowed_resends() {
+        let failing = || answer(504, &[], r#"{"message":"Gateway Timeout"}"#);
+        let script = Script::new(vec![failing(), failing(), failing(), failing()]);
+        let result: Result<serde_json::Value, _> = retrying(&script).get_json("/x");
+        let error = result.err();
+        assert_eq!(error.as_ref().and_then(RestError::status), Some(504));
+        assert_eq!(
+            error.as_ref().and_then(RestError::message),
+            Some("Gateway Timeout")
+        );
+        assert_eq!(*script.slept.borrow(), vec![2, 4, 8]);
+        assert_eq!(script.urls().len(), 4);
+    }
+
+    #[test]
+    fn writes_answered_with_server_errors_are_never_resent() {
+        for method in ["POST", "PATCH", "PUT", "DELETE"] {
+            let script = Script::new(vec![answer(502, &[], ""), answer(200, &[], "{}")]);
+            let result = retrying(&script).send(method, "/x", Some("{}"));
+            assert_eq!(result.err().and_then(|e| e.status()), Some(502), "{method}");
+            assert_eq!(script.urls().len(), 1, "{method}");
+            assert!(script.slept.borrow().is_empty(), "{method}");
+        }
+    }
+
+    #[test]
+    fn retry_after_on_a_server_error_is_honoured_up_to_the_longest_wait() {
+        let script = Script::new(vec![
+            answer(503, &[("retry-after", "7")], ""),
+            answer(200, &[], "[]"),
+        ]);
+        let items: Result<Vec<u8>, _> = retrying(&script).get_all("/x");
+        assert!(items.is_ok());
+        assert_eq!(*script.slept.borrow(), vec![7]);
+        let script = Script::new(vec![answer(503, &[("retry-after", "600")], "")]);
+        let result: Result<serde_json::Value, _> = retrying(&script).get_json("/x");
+        assert_eq!(result.err().and_then(|e| e.status()), Some(503));
+        assert!(script.slept.borrow().is_empty());
+    }
+
+    #[test]
+    fn server_error_waits_double_and_stop_at_the_longest_wait() {
+        let policy = RetryPolicy {
+            server_error_backoff_secs: 5,
+            max_wait_secs: 30,
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<u64> = (0..5).map(|n| policy.server_error_wait_secs(n)).collect();
+        assert_eq!(waits, vec![5, 10, 20, 30, 30]);
+        assert_eq!(policy.server_error_wait_secs(200), 30);
     }
 
     #[test]
