@@ -36,6 +36,58 @@ pub struct Config {
     pub executors: Vec<Instance>,
     #[serde(default)]
     pub serve: ServeConfig,
+    #[serde(default)]
+    pub actions: ActionsConfig,
+}
+
+/// How `serve` runs the fixes policy approves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsConfig {
+    /// Plan only: approved fixes are held and their plans are the dry run.
+    /// On unless switched off.
+    #[serde(default = "yes")]
+    pub dry_run: bool,
+    /// Fixes that may run in one round of evaluation.
+    #[serde(default = "max_per_run")]
+    pub max_per_run: usize,
+    /// Fixes that may run on one entity in one round.
+    #[serde(default = "max_per_target")]
+    pub max_per_target: usize,
+    /// A plan with more API calls than this is refused outright.
+    #[serde(default = "max_calls_per_action")]
+    pub max_calls_per_action: usize,
+    /// Executor instances whose fixes are held, whatever policy says.
+    #[serde(default)]
+    pub disabled_executors: Vec<String>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            dry_run: yes(),
+            max_per_run: max_per_run(),
+            max_per_target: max_per_target(),
+            max_calls_per_action: max_calls_per_action(),
+            disabled_executors: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn max_per_run() -> usize {
+    5
+}
+
+fn max_per_target() -> usize {
+    1
+}
+
+fn max_calls_per_action() -> usize {
+    10
 }
 
 /// Settings of `org-mesh serve`.
@@ -459,6 +511,38 @@ impl Config {
                     self.policies.dir = value.clone().into();
                     Ok(())
                 }
+                "actions__dry_run" => match value.as_str() {
+                    "true" => {
+                        self.actions.dry_run = true;
+                        Ok(())
+                    }
+                    "false" => {
+                        self.actions.dry_run = false;
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "ORG_MESH_ACTIONS__DRY_RUN: {other:?} is not true or false"
+                    )),
+                },
+                "actions__max_per_run" => number("a count").and_then(|n| {
+                    usize::try_from(n)
+                        .map(|n| self.actions.max_per_run = n)
+                        .map_err(|e| e.to_string())
+                }),
+                "actions__max_calls_per_action" => number("a count").and_then(|n| {
+                    usize::try_from(n)
+                        .map(|n| self.actions.max_calls_per_action = n)
+                        .map_err(|e| e.to_string())
+                }),
+                "actions__disabled_executors" => {
+                    self.actions.disabled_executors = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    Ok(())
+                }
                 "policies__shadow__window_secs" => number("a number of seconds").map(|n| {
                     self.policies
                         .shadow
@@ -498,9 +582,11 @@ impl Config {
                     number("a number of seconds").map(|n| self.serve.sync_interval_secs = n)
                 }
                 other
-                    if ["graph", "cache", "plugins", "policies", "identity", "serve"]
-                        .iter()
-                        .any(|top| other.starts_with(&format!("{top}__"))) =>
+                    if [
+                        "graph", "cache", "plugins", "policies", "identity", "serve", "actions",
+                    ]
+                    .iter()
+                    .any(|top| other.starts_with(&format!("{top}__"))) =>
                 {
                     Err(format!(
                         "ORG_MESH_{}: no such setting",

@@ -4,6 +4,7 @@
 //!
 //! The `org-mesh` binary is a thin command line over this crate.
 
+pub mod actions;
 pub mod backends;
 pub mod config;
 pub mod pipeline;

@@ -4,6 +4,7 @@
 //! `org-mesh scan --config examples/demo/org-mesh.yaml` runs one pass and
 //! prints a report; see the README for the demo on recorded GitHub data.
 
+mod actions;
 mod policy;
 mod progress;
 mod report;
@@ -62,10 +63,50 @@ enum Command {
         #[arg(long, short, env = "ORG_MESH_CONFIG", default_value = "org-mesh.yaml")]
         config: PathBuf,
     },
+    /// The fix proposals of a running `org-mesh serve`.
+    Actions {
+        /// The service's URL.
+        #[arg(
+            long,
+            env = "ORG_MESH_URL",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
+        url: String,
+        /// An API token: viewer to list, approver to approve or reject.
+        #[arg(long, env = "ORG_MESH_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Work on a policy folder without a running service.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ActionsCommand {
+    /// Every proposal with its state and the last step of its trail.
+    List {
+        /// Only proposals in this state, e.g. awaiting_approval.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Approve a proposal; it runs once enough people have.
+    Approve {
+        id: String,
+        /// Why, kept in the proposal's trail.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reject a proposal; it never runs.
+    Reject {
+        id: String,
+        /// Why, kept in the proposal's trail.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -137,7 +178,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve { .. } => "info",
-        Command::Scan { .. } | Command::Policy { .. } => "warn",
+        Command::Scan { .. } | Command::Policy { .. } | Command::Actions { .. } => "warn",
     };
     init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +196,29 @@ fn main() -> ExitCode {
             strict,
         } => runtime.block_on(scan_command(config, json, fail_on, strict)),
         Command::Serve { config } => runtime.block_on(serve_command(config)),
+        Command::Actions {
+            url,
+            token,
+            command,
+        } => {
+            let Some(token) = token else {
+                return fail("an API token is needed: --token or ORG_MESH_TOKEN");
+            };
+            let endpoint = actions::Endpoint { url, token };
+            runtime.block_on(async {
+                match command {
+                    ActionsCommand::List { state } => {
+                        actions::list(&endpoint, state.as_deref()).await
+                    }
+                    ActionsCommand::Approve { id, reason } => {
+                        actions::decide(&endpoint, &id, true, &reason).await
+                    }
+                    ActionsCommand::Reject { id, reason } => {
+                        actions::decide(&endpoint, &id, false, &reason).await
+                    }
+                }
+            })
+        }
         Command::Policy { command } => match command {
             PolicyCommand::Test { dir } => policy::test(&dir),
             PolicyCommand::Eval { input, dir } => policy::eval(&input, &dir),

@@ -147,9 +147,9 @@ async fn send(http: &reqwest::Client, server: &Server, delivery: &Delivery) -> A
     }
 }
 
-/// The twin without times: what each record says and whether it is
-/// observed, so two twins built at different moments compare equal when
-/// they hold the same organisation.
+/// The twin without times and without fix proposals: what each record
+/// says and whether it is observed, so two twins built at different
+/// moments compare equal when they hold the same organisation.
 #[derive(Debug, PartialEq)]
 struct Shape {
     nodes: BTreeMap<NodeRef, (Properties, String, bool)>,
@@ -161,9 +161,12 @@ async fn shape(store: &dyn GraphStore) -> Shape {
         .snapshot()
         .await
         .unwrap_or_else(|e| panic!("reading the twin: {e}"));
+    // Fix proposals carry the times of their own steps; the organisation
+    // is what the twins must agree on.
     let nodes = snapshot
         .nodes
         .iter()
+        .filter(|c| c.node.node.label != org_mesh_app::actions::LABEL)
         .map(|c| {
             let n = &c.node;
             (
@@ -179,6 +182,7 @@ async fn shape(store: &dyn GraphStore) -> Shape {
     let edges = snapshot
         .edges
         .iter()
+        .filter(|c| c.edge.edge.from.label != org_mesh_app::actions::LABEL)
         .map(|c| {
             let e = &c.edge;
             format!(

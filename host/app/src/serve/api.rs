@@ -155,6 +155,8 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/proposals", get(proposals))
+        .route("/api/v1/proposals/{id}/approve", post(approve))
+        .route("/api/v1/proposals/{id}/reject", post(reject))
         .route("/api/v1/entities", get(entities))
         .route("/api/v1/entities/{label}/{key}", get(entity))
         .route("/api/v1/plugins", get(plugins))
@@ -275,22 +277,106 @@ async fn proposals(
     State(service): State<Arc<Service>>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let current = service.fresh_findings().await;
-    let list: Vec<Value> = current
-        .findings
-        .iter()
-        .filter_map(|r| {
-            r.action.as_ref().map(|a| {
-                json!({
-                    "finding": r.finding.fingerprint,
-                    "state": "proposed",
-                    "dry_run": true,
-                    "action": a,
-                })
-            })
+    let list = crate::actions::Proposals {
+        store: service.twin.store.as_ref(),
+    }
+    .all()
+    .await
+    .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok(Json(json!({
+        "dry_run": service.config.actions.dry_run,
+        "proposals": list,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verdict {
+    /// Why, kept in the proposal's trail.
+    reason: String,
+}
+
+async fn approve(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Json(verdict): Json<Verdict>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let proposal = service
+        .decide_proposal(&id, |p, now| {
+            crate::actions::approve(p, &caller.name, caller.role, &verdict.reason, now)
         })
-        .collect();
-    Ok(Json(json!({"proposals": list})))
+        .await?;
+    Ok(Json(json!({"proposal": proposal})))
+}
+
+async fn reject(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Json(verdict): Json<Verdict>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let proposal = service
+        .decide_proposal(&id, |p, now| {
+            crate::actions::reject(p, &caller.name, &verdict.reason, now)
+        })
+        .await?;
+    Ok(Json(json!({"proposal": proposal})))
+}
+
+impl Service {
+    /// Applies a person's verdict to a proposal and records it; an approval
+    /// that completes the quorum runs the fix round at once.
+    async fn decide_proposal(
+        &self,
+        id: &str,
+        verdict: impl FnOnce(
+            &mut crate::actions::Proposal,
+            time::OffsetDateTime,
+        ) -> Result<(), crate::actions::Refusal>,
+    ) -> Result<crate::actions::Proposal, ApiError> {
+        let _turn = self.pipeline.lock().await;
+        let proposals = crate::actions::Proposals {
+            store: self.twin.store.as_ref(),
+        };
+        let mut proposal = proposals
+            .get(id)
+            .await
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no proposal {id}"),
+                )
+            })?;
+        let now = time::OffsetDateTime::now_utc();
+        let outcome = verdict(&mut proposal, now);
+        // An expiry found while approving is recorded even though the
+        // approval is refused.
+        proposals
+            .save(&proposal, now)
+            .await
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        if let Err(refusal) = outcome {
+            let status = match refusal {
+                crate::actions::Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+                crate::actions::Refusal::Role { .. } => StatusCode::FORBIDDEN,
+                _ => StatusCode::CONFLICT,
+            };
+            return Err(ApiError::new(status, "refused", refusal.to_string()));
+        }
+        tracing::info!(proposal = %id, state = ?proposal.state, "A person decided on a fix");
+        if proposal.state == crate::actions::State::Approved {
+            self.act().await;
+            if let Ok(Some(latest)) = proposals.get(id).await {
+                return Ok(latest);
+            }
+        }
+        Ok(proposal)
+    }
 }
 
 #[derive(Debug, Deserialize)]

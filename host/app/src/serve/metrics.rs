@@ -22,6 +22,24 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one executed fix and updates its executor's success rate.
+    pub fn count_action(&self, executor: &str, succeeded: bool) {
+        let outcome = if succeeded { "succeeded" } else { "failed" };
+        self.actions.with_label_values(&[executor, outcome]).inc();
+        let ok = self
+            .actions
+            .with_label_values(&[executor, "succeeded"])
+            .get();
+        let failed = self.actions.with_label_values(&[executor, "failed"]).get();
+        let total = ok + failed;
+        if total > 0 {
+            let rate = ok as f64 / total as f64;
+            self.action_success_rate
+                .with_label_values(&[executor])
+                .set(rate);
+        }
+    }
+
     pub fn new(registry: &Registry) -> prometheus::Result<Metrics> {
         let m = Metrics {
             ingest_duration: HistogramVec::new(

@@ -51,6 +51,12 @@ impl Progress for Quiet {
 /// are instance names, which cannot contain `/`.
 const HOST_SCOPE: &str = "org-mesh/serve";
 
+/// Held while one replica runs a round of fixes.
+const ACTIONS_LOCK: &str = "actions";
+/// Longer than a round of fixes takes; a replica that dies mid-round holds
+/// the others back no longer than this.
+const ACTIONS_LOCK_TTL: Duration = Duration::from_secs(300);
+
 /// How long a sync lock lasts without being extended; a replica that dies
 /// mid-sync holds its connector no longer than this.
 const SYNC_LOCK_TTL: Duration = Duration::from_secs(120);
@@ -152,6 +158,8 @@ pub struct Service {
     /// Held while a reload builds and swaps in a new version, so two
     /// reloads never build from the same old version.
     reloading: Mutex<()>,
+    /// Woken after a fix succeeded, so the twin observes its target again.
+    reobserve: tokio::sync::Notify,
     /// The SCIM routes, when a connector serves SCIM.
     scim: Option<Arc<org_mesh_scim::ScimService>>,
 }
@@ -236,6 +244,7 @@ impl Service {
             synced: AtomicBool::new(false),
             reloads: reloads::Reloads::default(),
             reloading: Mutex::new(()),
+            reobserve: tokio::sync::Notify::new(),
             scim,
         });
         sink.attach(&service);
@@ -461,7 +470,70 @@ impl Service {
         self.evaluated_at.fetch_max(version, Ordering::Relaxed);
         drop(current);
         self.refresh_counts().await;
+        // Fixes follow the changes this replica made; an evaluation made
+        // only to catch up with another replica leaves them to it.
+        if count {
+            self.act().await;
+        }
         Ok(())
+    }
+
+    /// Runs one round of the fix lifecycle over the current findings:
+    /// propose, expire, verify, execute. One replica at a time.
+    pub(super) async fn act(&self) {
+        let lock = match self
+            .shared
+            .coordination
+            .try_lock(ACTIONS_LOCK, ACTIONS_LOCK_TTL)
+            .await
+        {
+            Ok(Some(token)) => token,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "No fixes this round: the shared lock cannot be taken");
+                return;
+            }
+        };
+        let findings = self.findings.read().await;
+        let instances = self.twin.instances();
+        let policies = self.twin.policy();
+        let engine = crate::actions::Engine {
+            proposals: crate::actions::Proposals {
+                store: self.twin.store.as_ref(),
+            },
+            policy: policies.set.as_ref(),
+            executors: &instances.executors,
+            config: &self.config.actions,
+        };
+        let round = engine
+            .round(&findings, time::OffsetDateTime::now_utc())
+            .await;
+        drop(findings);
+        if let Err(e) = self.shared.coordination.unlock(ACTIONS_LOCK, &lock).await {
+            tracing::warn!(error = %e, "Cannot release the fix lock; it lapses by itself");
+        }
+        match round {
+            Ok(round) => {
+                for p in &round.changed {
+                    let last = p.events.last();
+                    tracing::info!(
+                        proposal = %p.id,
+                        action = %p.kind,
+                        target = %p.target,
+                        state = ?p.state,
+                        reason = last.map(|e| e.reason.as_str()).unwrap_or(""),
+                        "Fix proposal changed"
+                    );
+                }
+                for (executor, ok) in &round.executed {
+                    self.metrics.count_action(executor, *ok);
+                }
+                if round.executed.iter().any(|(_, ok)| *ok) {
+                    self.reobserve.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "The fix round failed"),
+        }
     }
 
     async fn refresh_counts(&self) {
@@ -530,6 +602,7 @@ pub async fn run(
 
     let worker = tokio::spawn(changes::work(service.clone()));
     let mut watches = reloads::watch(&service);
+    watches.push(tokio::spawn(reobserve(service.clone())));
     watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
@@ -583,6 +656,18 @@ pub async fn run(
     }
     tracing::info!("Stopped");
     served
+}
+
+/// Syncs again after a fix ran, so that its verification rests on what the
+/// outside system now says rather than on what the executor reported.
+async fn reobserve(service: Arc<Service>) {
+    loop {
+        service.reobserve.notified().await;
+        tracing::info!("Observing again after a fix");
+        if let Err(e) = service.sync_all(false).await {
+            tracing::warn!(error = %format!("{e:#}"), "Observing again after a fix failed");
+        }
+    }
 }
 
 /// How often the backends are asked whether they answer, besides the

@@ -21,6 +21,7 @@ pub const GITLAB_SECRET: &str = "gitlab-shared-secret";
 pub const SCIM_TOKEN: &str = "okta-scim-bearer";
 pub const VIEWER: &str = "viewer-token";
 pub const ADMIN: &str = "admin-token";
+pub const APPROVER: &str = "approver-token";
 
 /// A running `org-mesh serve`, killed when dropped.
 pub struct Server {
@@ -105,6 +106,7 @@ fn spawn(settings: &[(&str, &str)]) -> (Server, org_mesh_harness::Scenario) {
         .env("GITHUB_API_HOST", replay().host())
         .env("API_VIEWER_TOKEN", VIEWER)
         .env("API_ADMIN_TOKEN", ADMIN)
+        .env("API_APPROVER_TOKEN", APPROVER)
         .env("GITHUB_TOKEN", GITHUB_TOKEN)
         .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
         .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
