@@ -153,6 +153,8 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         "org_mesh_ingest_duration_seconds_count{connector=\"okta\"}",
         "org_mesh_graph_nodes_count{label=\"Person\"}",
         "org_mesh_drift_detection_count{rule=\"idp-offboarded-has-admin\",severity=\"critical\"} 1",
+        // Every rule the detector describes has its series from the start.
+        "org_mesh_drift_detection_count{rule=\"idp-offboarded-has-admin\",severity=\"low\"} 0",
         "org_mesh_plugin_calls_total",
         "org_mesh_policy_evaluation_duration_seconds_count",
         "org_mesh_reload_total{kind=\"policy\",outcome=\"rejected\"} 0",

@@ -22,6 +22,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Creates the detection series of every rule the detectors describe,
+    /// at zero. A series that first appears at 1 hides that first count
+    /// from rate() and increase(), so an alert on a burst from a rule never
+    /// seen before would not fire.
+    pub fn expect_rules(&self, rules: impl Iterator<Item = String>) {
+        for rule in rules {
+            for severity in org_mesh_model::Severity::ALL {
+                self.drift_detections
+                    .with_label_values(&[rule.as_str(), severity.as_str()]);
+            }
+        }
+    }
+
     /// Counts one executed fix and updates its executor's success rate.
     pub fn count_action(&self, executor: &str, succeeded: bool) {
         let outcome = if succeeded { "succeeded" } else { "failed" };

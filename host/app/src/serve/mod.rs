@@ -219,6 +219,11 @@ impl Service {
             tracing::error!(skipped = %s, "Left out of the service");
         }
         let metrics = Metrics::new(&twin.metrics).context("registering metrics")?;
+        metrics.expect_rules(
+            twin.plugins()
+                .iter()
+                .flat_map(|p| p.description().rules.iter().map(|r| r.id.clone())),
+        );
         let health = health::Health::new(metrics.backend_up.clone());
         let replica = replica_name();
         tracing::info!(
