@@ -194,3 +194,68 @@ async fn http_is_not_granted_without_an_allow_list() {
         "{err}"
     );
 }
+
+/// The GitHub executor, as the host runs it, against GitHub's recorded
+/// branch-protection exchange: the replay answers only the requests that
+/// were recorded, body included, so a wrong call fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_executor_restores_protection_through_recorded_writes_once() {
+    let scenario = replay().scenario("branch-protection");
+    let rt = runtime();
+    let executor = load(&rt, &root().join("plugins/dist/github-executor")).await;
+    let executor = executor
+        .bind(
+            "github-fix",
+            &json!({"api_url": scenario.api_url}),
+            grants(vec![replay().host()]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut parameters = org_mesh_model::Properties::new();
+    for (name, value) in [
+        (
+            "repository",
+            Value::Text("octokit-fixture-org/branch-protection".into()),
+        ),
+        ("branch", Value::Text("main".into())),
+        ("enforce_admins", Value::Boolean(false)),
+    ] {
+        parameters.insert(name.to_string(), value);
+    }
+    let request = org_mesh_runtime::ActionRequest {
+        kind: "github.restore-branch-protection".into(),
+        target: org_mesh_model::NodeRef::new(
+            "Repository",
+            "github:octokit-fixture-org/branch-protection",
+        ),
+        parameters,
+        idempotency_key: "proposal-1".into(),
+    };
+    let plan = executor
+        .plan(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.calls
+            .iter()
+            .map(|c| c.method.as_str())
+            .collect::<Vec<_>>(),
+        ["GET", "PUT"]
+    );
+    let outcome = executor
+        .execute(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(outcome.changed, "{outcome:?}");
+    // What is left of the recording is its later, unrelated steps: the
+    // executor sent exactly the recorded read and the recorded write.
+    let mut left: Vec<String> = replay()
+        .pending(&scenario)
+        .iter()
+        .filter_map(|p| {
+            p.as_str()
+                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .collect();
+    left.sort();
+    assert_eq!(left, ["DELETE", "PUT"], "{:?}", replay().pending(&scenario));
+}
