@@ -80,6 +80,10 @@ pub struct Proposal {
     pub kind: String,
     pub target: NodeRef,
     pub parameters: Properties,
+    /// What the drift policy decided about the finding when the proposal
+    /// was made: severity, suppression, auto-fix and the policy version.
+    #[serde(default)]
+    pub decision: Option<serde_json::Value>,
     pub state: State,
     pub approval: Option<Approval>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -266,6 +270,7 @@ impl Engine<'_> {
                 kind: action.kind.clone(),
                 target: action.target.clone(),
                 parameters: remedy.parameters.clone(),
+                decision: Some(json_decision(reported)),
                 state: State::Proposed,
                 approval: None,
                 expires_at: None,
@@ -481,6 +486,18 @@ impl Engine<'_> {
                     now,
                     "running the plan",
                 );
+                // The trail shows a fix as running before it runs, so a
+                // replica that dies mid-call leaves that visible.
+                if let Err(e) = self.proposals.save(proposal, now).await {
+                    proposal.record(
+                        State::Approved,
+                        "policy",
+                        now,
+                        format!("held: the start could not be recorded: {e:#}"),
+                    );
+                    upsert(round, proposal);
+                    continue;
+                }
                 match executor.execute(&proposal.request()).await {
                     Ok(outcome) => {
                         proposal.outcome = Some(serde_json::json!({
@@ -511,6 +528,13 @@ impl Engine<'_> {
             }
         }
     }
+}
+
+fn json_decision(reported: &Reported) -> serde_json::Value {
+    serde_json::json!({
+        "severity": reported.severity,
+        "decision": reported.decision,
+    })
 }
 
 fn upsert(round: &mut Round, proposal: &Proposal) {

@@ -1,0 +1,240 @@
+//! One fix from proposal to verification, in process: the shipped
+//! approval policy lets a branch-protection fix run unattended, the GitHub
+//! executor (the built component, run by the host's runtime) restores the
+//! protection through GitHub's recorded writes replayed on 127.0.0.1, and
+//! the proposal is verified once an evaluation no longer shows the
+//! finding. The proposal's trail is read back from the twin.
+//!
+//! Needs `.ci/setup` and `.ci/build-plugins`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use org_mesh_app::actions::{Engine, Proposals, State};
+use org_mesh_app::config::ActionsConfig;
+use org_mesh_app::pipeline::{DecisionView, Evaluation, ProposedAction, Reported};
+use org_mesh_cache::memory::MemoryCoordination;
+use org_mesh_harness::{GITHUB_TOKEN, replay, root};
+use org_mesh_model::{
+    Batch, EntityId, Finding, Node, NodeRef, Properties, Remedy, Severity, Value,
+};
+use org_mesh_policy::PolicySet;
+use org_mesh_runtime::{ActionRequest, Grants, Manifest, Runtime, RuntimeOptions, SecretSource};
+use org_mesh_store::{EmbeddedStore, GraphStore};
+
+const REPO: &str = "octokit-fixture-org/branch-protection";
+
+fn finding(repository: &NodeRef) -> Finding {
+    let mut parameters = Properties::new();
+    parameters.insert("repository".into(), Value::Text(REPO.into()));
+    parameters.insert("branch".into(), Value::Text("main".into()));
+    parameters.insert("enforce_admins".into(), Value::Boolean(false));
+    Finding {
+        detector: "identity-drift".into(),
+        rule: "branch-protection-below-baseline".into(),
+        subject: repository.clone(),
+        key: String::new(),
+        title: "main is unprotected".into(),
+        score: 1.0,
+        default_severity: Severity::Medium,
+        attributes: Properties::new(),
+        evidence: Vec::new(),
+        remedy: Some(Remedy {
+            action: "github.restore-branch-protection".into(),
+            target: repository.clone(),
+            parameters,
+        }),
+        fingerprint: org_mesh_model::fingerprint(
+            "branch-protection-below-baseline",
+            repository,
+            "",
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the_finding_goes() {
+    let scenario = replay().scenario("branch-protection");
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = EmbeddedStore::open(&state.path().join("twin.redb"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let repository = NodeRef::new("Repository", format!("github:{REPO}"));
+    store
+        .apply(
+            "github",
+            time::OffsetDateTime::now_utc(),
+            Batch {
+                nodes: vec![Node {
+                    label: "Repository".into(),
+                    key: repository.key.clone(),
+                    properties: Properties::new(),
+                }],
+                ..Batch::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let runtime = Runtime::new(
+        RuntimeOptions::default(),
+        Arc::new(MemoryCoordination::default()),
+        None,
+        &prometheus::Registry::new(),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let manifest = Manifest::load(&root().join("plugins/dist/github-executor/manifest.yaml"))
+        .unwrap_or_else(|e| panic!("{e}: run .ci/build-plugins"));
+    let token = state.path().join("token");
+    std::fs::write(&token, GITHUB_TOKEN).unwrap_or_else(|e| panic!("{e}"));
+    let executor = runtime
+        .load(manifest)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bind(
+            "github-fix",
+            &serde_json::json!({"api_url": scenario.api_url}),
+            Grants {
+                http_hosts: vec![replay().host()],
+                secrets: BTreeMap::from([("token".to_string(), SecretSource::File(token))]),
+                ..Grants::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let policy = PolicySet::load(&root().join("policies")).unwrap_or_else(|e| panic!("{e}"));
+
+    let found = finding(&repository);
+    let remedy = found.remedy.clone().unwrap_or_else(|| panic!("a remedy"));
+    let plan = executor
+        .plan(&ActionRequest {
+            kind: remedy.action.clone(),
+            target: remedy.target.clone(),
+            parameters: remedy.parameters.clone(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let open = Evaluation {
+        findings: vec![Reported {
+            severity: Severity::Medium,
+            decision: Some(DecisionView {
+                policy_version: "test".into(),
+                severity: Some(Severity::Medium),
+                suppressed: Some(false),
+                suppress_reason: None,
+                auto_fix: Some(true),
+                undefined: Vec::new(),
+                may_act: true,
+            }),
+            action: Some(ProposedAction {
+                executor: "github-fix".into(),
+                kind: remedy.action.clone(),
+                target: remedy.target.clone(),
+                parameters: org_mesh_model::properties_to_json(&remedy.parameters),
+                plan: Some(plan),
+                unplanned: None,
+            }),
+            detector_version: "test".into(),
+            finding: found,
+        }],
+        ..Evaluation::default()
+    };
+
+    let config = ActionsConfig {
+        dry_run: false,
+        ..ActionsConfig::default()
+    };
+    let executors = [executor];
+    let engine = Engine {
+        proposals: Proposals { store: &store },
+        policy: Some(&policy),
+        executors: &executors,
+        config: &config,
+    };
+    let now = time::OffsetDateTime::now_utc;
+
+    let first = engine
+        .round(&open, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(first.executed, [("github-fix".to_string(), true)]);
+    let mut left: Vec<String> = replay()
+        .pending(&scenario)
+        .iter()
+        .filter_map(|p| {
+            p.as_str()
+                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["DELETE", "PUT"],
+        "only the recorded read and write were sent"
+    );
+
+    // Seen again while the twin still shows the finding: nothing runs twice.
+    let second = engine
+        .round(&open, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(second.executed.is_empty(), "{:?}", second.executed);
+
+    // The twin no longer shows it: verified.
+    let closed = Evaluation::default();
+    engine
+        .round(&closed, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    let proposals = engine
+        .proposals
+        .all()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(proposals.len(), 1);
+    let p = &proposals[0];
+    let states: Vec<State> = p.events.iter().map(|e| e.state).collect();
+    assert_eq!(
+        states,
+        [
+            State::Proposed,
+            State::Approved,
+            State::Executing,
+            State::Succeeded,
+            State::Verified
+        ]
+    );
+    assert_eq!(p.events[1].actor, "policy");
+    assert_eq!(p.events[2].actor, "github-fix");
+    assert_eq!(p.events[4].actor, "twin");
+    assert!(
+        p.outcome.as_ref().is_some_and(|o| o["changed"] == true),
+        "{p:?}"
+    );
+    assert!(
+        p.decision
+            .as_ref()
+            .is_some_and(|d| d["decision"]["auto_fix"] == true),
+        "{p:?}"
+    );
+
+    // The trail is in the twin: each state a version, linked to the repo.
+    let node = NodeRef::new("Proposal", p.id.clone());
+    let history = store
+        .history(&EntityId::Node(node.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(history.len() >= 3, "{history:?}");
+    let fixes = store
+        .neighbours(&node, "FIXES", org_mesh_model::Direction::Outgoing)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        fixes
+            .iter()
+            .map(|(_, n)| n.node.reference())
+            .collect::<Vec<_>>(),
+        [repository]
+    );
+}
