@@ -217,6 +217,22 @@ function orgScanSteps(composer, recorded, variant) {
   return steps;
 }
 
+// The GitHub executor's removal of a repository collaborator: the recorded
+// listing (which has octokit-fixture-user-b) and the recorded DELETE. The
+// executor lists direct collaborators only, so that a member with access
+// through a team is never removed by mistake; the recording listed without
+// that filter, and its answer is served to the filtered request, which for
+// this repository (no team access) is the same list.
+function removeCollaboratorSteps(composer, recorded) {
+  const [, , , listing, removal] = recorded["add-and-remove-repository-collaborator"];
+  const collaborators =
+    "/repos/octokit-fixture-org/add-and-remove-repository-collaborator/collaborators";
+  return [
+    composer.recordedAt(listing, `${collaborators}?affiliation=direct&per_page=100`),
+    composer.recordedAt(removal, removal.path),
+  ];
+}
+
 export function composeScenarios(recorded = loadRecordedScenarios()) {
   const composer = makeComposer(recorded);
   const scan = (variant) => composer.build(orgScanSteps(composer, recorded, variant));
@@ -225,6 +241,7 @@ export function composeScenarios(recorded = loadRecordedScenarios()) {
     "org-scan-unprotected": scan("unprotected"),
     "org-scan-secondary-rate-limit": scan("secondary-rate-limit"),
     "org-scan-no-scope": scan("no-scope"),
+    "remove-repository-collaborator": composer.build(removeCollaboratorSteps(composer, recorded)),
   };
 }
 

@@ -259,3 +259,48 @@ async fn the_github_executor_restores_protection_through_recorded_writes_once() 
     left.sort();
     assert_eq!(left, ["DELETE", "PUT"], "{:?}", replay().pending(&scenario));
 }
+
+/// The GitHub executor removing a repository collaborator through GitHub's
+/// recorded listing and removal (composed: the recorded listing answers the
+/// executor's direct-collaborators filter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_executor_removes_a_collaborator_through_the_recorded_removal() {
+    let scenario = replay().scenario("remove-repository-collaborator");
+    let rt = runtime();
+    let executor = load(&rt, &root().join("plugins/dist/github-executor")).await;
+    let executor = executor
+        .bind(
+            "github-fix",
+            &json!({"api_url": scenario.api_url}),
+            grants(vec![replay().host()]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let repository = "octokit-fixture-org/add-and-remove-repository-collaborator";
+    let mut parameters = org_mesh_model::Properties::new();
+    parameters.insert("repository".into(), Value::Text(repository.into()));
+    parameters.insert("login".into(), Value::Text("octokit-fixture-user-b".into()));
+    let request = org_mesh_runtime::ActionRequest {
+        kind: "github.remove-repo-collaborator".into(),
+        target: org_mesh_model::NodeRef::new("Repository", format!("github:{repository}")),
+        parameters,
+        idempotency_key: "proposal-2".into(),
+    };
+    let outcome = executor
+        .execute(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(outcome.changed, "{outcome:?}");
+    assert_eq!(
+        outcome
+            .calls
+            .iter()
+            .map(|c| c.method.as_str())
+            .collect::<Vec<_>>(),
+        ["GET", "DELETE"]
+    );
+    assert!(
+        replay().pending(&scenario).is_empty(),
+        "{:?}",
+        replay().pending(&scenario)
+    );
+}
