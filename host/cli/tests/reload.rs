@@ -275,7 +275,7 @@ async fn rated(http: &reqwest::Client, base: &str, rule: &str) -> (String, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_on_trial_is_rolled_back_beyond_its_diff_budget_and_promoted_within_it() {
     let (server, copies) = start_on_copies(&[
-        ("ORG_MESH_POLICIES__SHADOW__WINDOW_SECS", "2"),
+        ("ORG_MESH_POLICIES__SHADOW__WINDOW_SECS", "4"),
         ("ORG_MESH_POLICIES__SHADOW__MAX_DIFFS", "0"),
     ])
     .await;
@@ -304,12 +304,22 @@ async fn a_policy_on_trial_is_rolled_back_beyond_its_diff_budget_and_promoted_wi
         reloaded(&http, &server.base, "policy", &dir, &candidate).await,
         "shadowing"
     );
-    let (_, shown) = get_json(
-        &http,
-        &format!("{}/api/v1/policies", server.base),
-        Some(VIEWER),
-    )
-    .await;
+    // The trial's tally fills as the service evaluates; the reload report
+    // comes first.
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = get_json(
+            &http,
+            &format!("{}/api/v1/policies", server.base),
+            Some(VIEWER),
+        )
+        .await
+        .1;
+        if shown["shadow"]["tally"]["decisions"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(shown["version"], serving.as_str(), "{shown}");
     assert_eq!(shown["shadow"]["version"], candidate.as_str(), "{shown}");
     assert!(
