@@ -61,7 +61,19 @@ impl Service {
     /// Records, logs and counts reload reports, and evaluates the twin
     /// again when a new version serves or went on trial.
     async fn after_reloads(&self, reports: &[ReloadReport]) {
-        let mut applied = false;
+        // The findings are evaluated with what now serves before the
+        // reports say so, so that a client seeing "applied" reads findings
+        // decided by the new version.
+        let serves_new = reports
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Applied | Outcome::Shadowing));
+        if serves_new {
+            let _turn = self.pipeline.lock().await;
+            let version = self.evaluated_at.load(std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = self.evaluate_locked(true, version).await {
+                tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin after a reload");
+            }
+        }
         for r in reports {
             self.reloads.record(r);
             if r.outcome != Outcome::Unchanged {
@@ -71,15 +83,12 @@ impl Service {
                     .inc();
             }
             match r.outcome {
-                Outcome::Applied => {
-                    applied = true;
-                    tracing::info!(
-                        kind = r.kind,
-                        target = %r.target,
-                        version = r.serving.as_deref().unwrap_or(""),
-                        "Reloaded"
-                    );
-                }
+                Outcome::Applied => tracing::info!(
+                    kind = r.kind,
+                    target = %r.target,
+                    version = r.serving.as_deref().unwrap_or(""),
+                    "Reloaded"
+                ),
                 Outcome::Rejected => tracing::error!(
                     kind = r.kind,
                     target = %r.target,
@@ -88,23 +97,13 @@ impl Service {
                     problem = r.problem.as_deref().unwrap_or(""),
                     "Reload rejected; the previous version keeps serving"
                 ),
-                Outcome::Shadowing => {
-                    applied = true;
-                    tracing::info!(
-                        kind = r.kind,
-                        target = %r.target,
-                        candidate = r.candidate.as_deref().unwrap_or(""),
-                        "New version decides beside the serving one before promotion"
-                    );
-                }
+                Outcome::Shadowing => tracing::info!(
+                    kind = r.kind,
+                    target = %r.target,
+                    candidate = r.candidate.as_deref().unwrap_or(""),
+                    "New version decides beside the serving one before promotion"
+                ),
                 Outcome::Unchanged => {}
-            }
-        }
-        if applied {
-            let _turn = self.pipeline.lock().await;
-            let version = self.evaluated_at.load(std::sync::atomic::Ordering::Relaxed);
-            if let Err(e) = self.evaluate_locked(true, version).await {
-                tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin after a reload");
             }
         }
     }
