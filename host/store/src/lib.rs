@@ -46,6 +46,10 @@ pub use neo4j::{Neo4jOptions, Neo4jStore};
 /// - The change kind is `Added` for a new record, `Updated` when the
 ///   properties differ or the record comes back after being not observed,
 ///   and `Unchanged` otherwise.
+/// - An observation older than the record's last one (`at` before its
+///   `last_seen` or `not_observed_since`) is stale and changes nothing, and
+///   a coverage older than a record's `last_seen` does not mark it: changes
+///   applied out of order never undo newer ones.
 /// - In a `partial` batch the observed properties are merged into the
 ///   stored ones instead of replacing them, and a property set to `Null`
 ///   is removed: how a webhook reports the one field that changed.

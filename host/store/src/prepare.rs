@@ -261,6 +261,14 @@ pub(crate) fn settle(
     source: &str,
     at: Timestamp,
 ) -> (ChangeKind, Provenance) {
+    // An observation older than what the record already holds is stale:
+    // changes queued or delivered out of order must not undo newer ones.
+    if let Some((stored, provenance)) = previous
+        && at < latest(provenance)
+    {
+        stored.clone_into(properties);
+        return (ChangeKind::Unchanged, provenance.clone());
+    }
     if let Some(cleared) = cleared {
         let observed = std::mem::take(properties);
         *properties = merge(previous.map(|(p, _)| p), cleared, observed);
@@ -268,7 +276,16 @@ pub(crate) fn settle(
     observe(previous, properties, source, at)
 }
 
-/// True when coverage by `source` marks a record with `provenance`.
-pub(crate) fn covered(provenance: &Provenance, source: &str) -> bool {
-    provenance.observed() && provenance.source == source
+/// When a record was last observed, or found no longer observed.
+fn latest(provenance: &Provenance) -> Timestamp {
+    provenance
+        .not_observed_since
+        .map_or(provenance.last_seen, |gone| gone.max(provenance.last_seen))
+}
+
+/// True when coverage by `source` at `at` marks a record with
+/// `provenance`: a listing older than the record's last observation says
+/// nothing about it.
+pub(crate) fn covered(provenance: &Provenance, source: &str, at: Timestamp) -> bool {
+    provenance.observed() && provenance.source == source && provenance.last_seen <= at
 }

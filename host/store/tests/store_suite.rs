@@ -139,6 +139,7 @@ macro_rules! shared_suite {
         suite::counts,
         suite::concurrent_applies_all_land,
         suite::a_healthy_store_answers_ping,
+        suite::stale_observations_change_nothing,
         identity::people_come_from_idp_accounts,
         identity::explicit_mapping,
         identity::scim_external_id,

@@ -177,7 +177,7 @@ impl<'t> Writer<'t> {
                     scan_json(&self.nodes, self.location, &prefix)?;
                 for (key, mut node) in stored {
                     let held = batch.held_nodes.contains(&node.node.reference());
-                    if held || !covered(&node.provenance, self.source) {
+                    if held || !covered(&node.provenance, self.source, self.at) {
                         continue;
                     }
                     node.provenance.not_observed_since = Some(self.at);
@@ -209,7 +209,7 @@ impl<'t> Writer<'t> {
                 let stored: Option<StoredNode> = get_json(&self.nodes, self.location, &key)?;
                 if let Some(mut stored) = stored {
                     let held = batch.held_nodes.contains(node);
-                    if !held && covered(&stored.provenance, self.source) {
+                    if !held && covered(&stored.provenance, self.source, self.at) {
                         stored.provenance.not_observed_since = Some(self.at);
                         self.put_node(&key, &stored)?;
                         let before = Some(stored.node.properties.clone());
@@ -272,7 +272,9 @@ impl<'t> Writer<'t> {
         for (key, mut edge) in stored {
             let e = &edge.edge;
             let natural = (e.kind.clone(), e.from.clone(), e.to.clone());
-            if batch.held_edges.contains(&natural) || !covered(&edge.provenance, self.source) {
+            if batch.held_edges.contains(&natural)
+                || !covered(&edge.provenance, self.source, self.at)
+            {
                 continue;
             }
             edge.provenance.not_observed_since = Some(self.at);

@@ -172,7 +172,7 @@ impl Writer<'_> {
     }
 
     fn mark_node(&mut self, mut node: StoredNode) {
-        if !covered(&node.provenance, self.source) {
+        if !covered(&node.provenance, self.source, self.at) {
             return;
         }
         node.provenance.not_observed_since = Some(self.at);
@@ -185,7 +185,7 @@ impl Writer<'_> {
     }
 
     fn mark_edge(&mut self, mut edge: StoredEdge) {
-        if !covered(&edge.provenance, self.source) {
+        if !covered(&edge.provenance, self.source, self.at) {
             return;
         }
         edge.provenance.not_observed_since = Some(self.at);

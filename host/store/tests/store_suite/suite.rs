@@ -647,3 +647,51 @@ pub async fn a_partial_batch_merges_properties(store: Arc<dyn GraphStore>) {
 pub async fn a_healthy_store_answers_ping(store: Arc<dyn GraphStore>) {
     store.ping().await.expect("pinging a healthy store");
 }
+
+/// Observations that arrive out of order (a queued webhook applied after a
+/// newer sync) never undo newer ones: a stale record is left as it is, and
+/// a stale complete listing marks nothing seen after it.
+pub async fn stale_observations_change_nothing(store: Arc<dyn GraphStore>) {
+    let newer = node("Account", "github:ann", &[("role", text("admin"))]);
+    apply(&store, "github", 10, batch(vec![newer], vec![], vec![])).await;
+
+    let older = node("Account", "github:ann", &[("role", text("member"))]);
+    let applied = apply(&store, "github", 5, batch(vec![older], vec![], vec![])).await;
+    assert!(all(&applied, ChangeKind::Unchanged));
+    let stored = store
+        .node(&account("ann"))
+        .await
+        .expect("node")
+        .expect("ann");
+    assert_eq!(stored.node.properties, props(&[("role", text("admin"))]));
+    assert_eq!(stored.provenance.last_seen, at(10));
+
+    // A listing taken before ann was last seen, without her.
+    let listing = batch(
+        vec![node("Account", "github:bo", &[])],
+        vec![],
+        vec![Coverage::Nodes("Account".into())],
+    );
+    apply(&store, "github", 7, listing).await;
+    let stored = store
+        .node(&account("ann"))
+        .await
+        .expect("node")
+        .expect("ann");
+    assert!(stored.provenance.observed(), "{stored:?}");
+    assert_eq!(history_len(&store, EntityId::Node(account("ann"))).await, 1);
+
+    // A newer listing without her does mark her.
+    let listing = batch(
+        vec![node("Account", "github:bo", &[])],
+        vec![],
+        vec![Coverage::Nodes("Account".into())],
+    );
+    apply(&store, "github", 11, listing).await;
+    let stored = store
+        .node(&account("ann"))
+        .await
+        .expect("node")
+        .expect("ann");
+    assert_eq!(stored.provenance.not_observed_since, Some(at(11)));
+}
