@@ -127,4 +127,12 @@ pub trait WorkQueue: Send + Sync + std::fmt::Debug {
     async fn ack(&self, id: &str) -> Result<(), CacheError>;
     /// Items not yet acknowledged, handed out or not.
     async fn depth(&self) -> Result<u64, CacheError>;
+    /// Forgets consumers that hold nothing and have not been heard from for
+    /// `min_idle`, such as replicas long gone, so the list of consumers
+    /// does not grow with every restart. Returns how many were forgotten.
+    /// A consumer forgotten while alive is recreated by its next read.
+    async fn forget_idle_consumers(&self, min_idle: Duration) -> Result<usize, CacheError> {
+        let _ = min_idle;
+        Ok(0)
+    }
 }

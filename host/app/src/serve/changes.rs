@@ -153,12 +153,32 @@ impl Service {
     }
 }
 
+/// How long a consumer of the shared queue may go unheard before it is
+/// forgotten. Replicas read every second, so this is a replica long gone.
+const FORGET_CONSUMERS_AFTER: Duration = Duration::from_secs(3600);
+/// How often the list of consumers is tidied.
+const TIDY_EVERY: Duration = Duration::from_secs(600);
+
 /// Takes changes from the queue until the task is stopped.
 pub async fn work(service: Arc<Service>) {
     let consumer = service.replica.clone();
     let reclaim_after = Duration::from_secs(service.config.cache.reclaim_after_secs);
     let mut backoff = Duration::from_millis(250);
+    let mut tidied = std::time::Instant::now();
     loop {
+        if tidied.elapsed() >= TIDY_EVERY {
+            tidied = std::time::Instant::now();
+            match service
+                .shared
+                .queue
+                .forget_idle_consumers(FORGET_CONSUMERS_AFTER)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "Forgot consumers of replicas long gone"),
+                Err(e) => tracing::warn!(error = %e, "Cannot tidy the queue's consumers"),
+            }
+        }
         // Work a dead replica took and never finished comes first: it was
         // accepted before anything still waiting unread.
         let taken = match service

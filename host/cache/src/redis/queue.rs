@@ -363,6 +363,61 @@ impl WorkQueue for RedisQueue {
             .await
     }
 
+    async fn forget_idle_consumers(&self, min_idle: Duration) -> Result<usize, CacheError> {
+        let mut conn = self.link.manager.clone();
+        let mut info = ::redis::cmd("XINFO");
+        info.arg("CONSUMERS").arg(&self.stream).arg(&self.group);
+        let listing = async {
+            match info
+                .query_async::<::redis::streams::StreamInfoConsumersReply>(&mut conn)
+                .await
+            {
+                Ok(reply) => Ok(Read::Got(reply)),
+                Err(e) if is_no_group(&e) => Ok(Read::NoGroup),
+                Err(e) => Err(e),
+            }
+        };
+        let what = format!("listing the consumers of {}", self.stream);
+        let Read::Got(reply) = self.link.bounded(&what, listing).await? else {
+            return Ok(0);
+        };
+        let limit = u128::from(px(min_idle));
+        let mut forgotten = 0;
+        for consumer in reply.consumers {
+            let idle = u128::try_from(consumer.idle).unwrap_or(u128::MAX);
+            if consumer.pending > 0 || idle < limit {
+                continue;
+            }
+            let mut delete = ::redis::cmd("XGROUP");
+            delete
+                .arg("DELCONSUMER")
+                .arg(&self.stream)
+                .arg(&self.group)
+                .arg(&consumer.name);
+            let mut conn = self.link.manager.clone();
+            let what = format!("forgetting consumer {} of {}", consumer.name, self.stream);
+            let dropped: i64 = self
+                .link
+                .bounded(&what, async { delete.query_async(&mut conn).await })
+                .await?;
+            // Only a consumer that took work between the listing and now
+            // has pending entries to drop. Replicas read every second under
+            // unique names, so one idle for `min_idle` with nothing pending
+            // is gone; if it was not, say so, since its entries are then
+            // pending for nobody.
+            if dropped > 0 {
+                tracing::error!(
+                    consumer = %consumer.name,
+                    dropped,
+                    stream = %self.stream,
+                    "Forgot a consumer that had just taken work; those entries are no longer pending for any consumer"
+                );
+            }
+            forgotten += 1;
+        }
+        Ok(forgotten)
+    }
+
     async fn depth(&self) -> Result<u64, CacheError> {
         let mut cmd = ::redis::cmd("XLEN");
         cmd.arg(&self.stream);

@@ -147,3 +147,36 @@ async fn connecting_to_no_server_fails_without_leaking_the_password() {
     assert!(shown.contains("connecting"), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_consumers_holding_nothing_are_forgotten_and_busy_ones_kept() {
+    let (_, q) = queue("forget").await;
+    q.push(b"one").await.expect("push");
+    q.push(b"two").await.expect("push");
+    let done = next(&q, "gone-replica").await;
+    q.ack(&done.id).await.expect("ack");
+    let _held = next(&q, "busy-replica").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Not idle long enough: nobody is forgotten.
+    assert_eq!(
+        q.forget_idle_consumers(Duration::from_secs(3600))
+            .await
+            .expect("tidy"),
+        0
+    );
+    // The one holding nothing goes; the one holding work stays, and its
+    // work can still be taken over.
+    assert_eq!(
+        q.forget_idle_consumers(Duration::from_millis(10))
+            .await
+            .expect("tidy"),
+        1
+    );
+    let reclaimed = q
+        .reclaim("rescuer", Duration::from_millis(10), 10)
+        .await
+        .expect("reclaim");
+    assert_eq!(reclaimed.len(), 1, "{reclaimed:?}");
+    assert_eq!(reclaimed[0].payload, b"two");
+}
