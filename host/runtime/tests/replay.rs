@@ -195,21 +195,26 @@ async fn http_is_not_granted_without_an_allow_list() {
     );
 }
 
+/// The built GitHub executor, bound as serve binds it, aimed at `api_url`.
+async fn github_executor(api_url: &str) -> Plugin {
+    let rt = runtime();
+    load(&rt, &root().join("plugins/dist/github-executor"))
+        .await
+        .bind(
+            "github-fix",
+            &json!({"api_url": api_url}),
+            grants(vec![replay().host()]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
 /// The GitHub executor, as the host runs it, against GitHub's recorded
 /// branch-protection exchange: the replay answers only the requests that
 /// were recorded, body included, so a wrong call fails the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_github_executor_restores_protection_through_recorded_writes_once() {
     let scenario = replay().scenario("branch-protection");
-    let rt = runtime();
-    let executor = load(&rt, &root().join("plugins/dist/github-executor")).await;
-    let executor = executor
-        .bind(
-            "github-fix",
-            &json!({"api_url": scenario.api_url}),
-            grants(vec![replay().host()]),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let executor = github_executor(&scenario.api_url).await;
     let mut parameters = org_mesh_model::Properties::new();
     for (name, value) in [
         (
@@ -266,15 +271,7 @@ async fn the_github_executor_restores_protection_through_recorded_writes_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_github_executor_removes_a_collaborator_through_the_recorded_removal() {
     let scenario = replay().scenario("remove-repository-collaborator");
-    let rt = runtime();
-    let executor = load(&rt, &root().join("plugins/dist/github-executor")).await;
-    let executor = executor
-        .bind(
-            "github-fix",
-            &json!({"api_url": scenario.api_url}),
-            grants(vec![replay().host()]),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let executor = github_executor(&scenario.api_url).await;
     let repository = "octokit-fixture-org/add-and-remove-repository-collaborator";
     let mut parameters = org_mesh_model::Properties::new();
     parameters.insert("repository".into(), Value::Text(repository.into()));
