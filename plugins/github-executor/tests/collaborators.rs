@@ -15,8 +15,8 @@ mod common;
 use serde_json::json;
 
 use common::{
-    BASE, Github, TestResult, from_recording, narrowed, node, not_found, recording, request, step,
-    summary,
+    BASE, Github, TestResult, assert_refused_before_sending, from_recording, narrowed, node,
+    not_found, recording, request, step, summary,
 };
 use github_executor::{REMOVE_REPO_COLLABORATOR, execute, plan};
 use org_mesh_plugin::executor::ActionRequest;
@@ -281,17 +281,7 @@ fn malformed_parameters_are_refused_naming_the_parameter() -> TestResult {
     ] {
         let mut req = remove_b();
         req.action.parameters = parameters.build();
-        let github = Github::new(Vec::new());
-        for result in [
-            plan(&req, &github).map(|_| ()),
-            execute(&req, &github).map(|_| ()),
-        ] {
-            assert!(
-                matches!(&result, Err(PluginError::InvalidInput(m)) if m.contains(expected)),
-                "{expected}: {result:?}"
-            );
-        }
-        assert!(github.sent.borrow().is_empty());
+        assert_refused_before_sending(&req, expected);
     }
     Ok(())
 }

@@ -17,7 +17,8 @@ mod common;
 use serde_json::{Value as Json, json};
 
 use common::{
-    Github, TestResult, config, from_recording, node, not_found, recording, request, step, summary,
+    Github, TestResult, assert_refused_before_sending, config, from_recording, node, not_found,
+    recording, request, step, summary,
 };
 use github_executor::{OPEN_ISSUE, execute, plan};
 use org_mesh_plugin::executor::ActionRequest;
@@ -380,17 +381,7 @@ fn malformed_parameters_and_keys_are_refused_naming_them() -> TestResult {
     ] {
         let mut req = open(parameters);
         req.action.idempotency_key = key.into();
-        let github = Github::new(Vec::new());
-        for result in [
-            plan(&req, &github).map(|_| ()),
-            execute(&req, &github).map(|_| ()),
-        ] {
-            assert!(
-                matches!(&result, Err(PluginError::InvalidInput(m)) if m.contains(expected)),
-                "{expected}: {result:?}"
-            );
-        }
-        assert!(github.sent.borrow().is_empty());
+        assert_refused_before_sending(&req, expected);
     }
     Ok(())
 }

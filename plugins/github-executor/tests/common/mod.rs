@@ -330,3 +330,19 @@ pub fn summary(calls: &[PlannedCall]) -> Vec<String> {
         .map(|c| format!("{} {}", c.method, c.url.trim_start_matches(BASE)))
         .collect()
 }
+
+/// Asserts that both planning and executing `req` are refused as invalid
+/// input naming `expected`, before any request is sent.
+pub fn assert_refused_before_sending(req: &ActionRequest, expected: &str) {
+    let github = Github::new(Vec::new());
+    for result in [
+        github_executor::plan(req, &github).map(|_| ()),
+        github_executor::execute(req, &github).map(|_| ()),
+    ] {
+        assert!(
+            matches!(&result, Err(org_mesh_plugin::types::PluginError::InvalidInput(m)) if m.contains(expected)),
+            "{expected}: {result:?}"
+        );
+    }
+    assert!(github.sent.borrow().is_empty());
+}
