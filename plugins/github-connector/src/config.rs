@@ -12,6 +12,14 @@ pub struct Config {
     pub org: String,
     #[serde(default = "default_per_page")]
     pub per_page: u32,
+    /// Whether webhook deliveries' text (issues, pull requests, comments,
+    /// reviews, commit messages) is recorded as `Message` nodes.
+    #[serde(default = "default_messages")]
+    pub messages: bool,
+}
+
+fn default_messages() -> bool {
+    true
 }
 
 fn default_api_url() -> String {

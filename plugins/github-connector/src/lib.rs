@@ -11,6 +11,7 @@
 
 mod config;
 mod github;
+mod messages;
 mod payload;
 mod records;
 mod scan;

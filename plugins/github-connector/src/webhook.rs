@@ -16,6 +16,7 @@ use org_mesh_plugin::types::{Batch, Coverage, NodeRef, PluginError, Value};
 
 use crate::config::Config;
 use crate::github::{Invitation, Membership, ProtectionRule, Repository, Team, User};
+use crate::messages;
 use crate::payload::Payload;
 use crate::records::{self, BatchBuilder, BranchProtection};
 use crate::scan::Note;
@@ -32,15 +33,17 @@ pub struct Handled {
 
 /// The events this version maps; every other one is acknowledged and
 /// dropped.
-pub const EVENTS: [&str; 10] = [
+pub const EVENTS: [&str; 12] = [
     "organization",
     "membership",
     "member",
     "team",
     "repository",
     "branch_protection_rule",
+    "issues",
     "issue_comment",
     "pull_request",
+    "pull_request_review",
     "pull_request_review_comment",
     "push",
 ];
@@ -51,7 +54,7 @@ enum Mapping {
 }
 
 pub fn handle(req: &IncomingRequest) -> Result<Handled, PluginError> {
-    Config::parse(&req.config)?;
+    let config = Config::parse(&req.config)?;
     let event = header(&req.headers, "x-github-event").ok_or_else(|| {
         PluginError::InvalidInput(
             "x-github-event: the header is missing; is this a GitHub webhook delivery?".into(),
@@ -68,7 +71,7 @@ pub fn handle(req: &IncomingRequest) -> Result<Handled, PluginError> {
         "team" => team(&payload)?,
         "repository" => repository(&payload)?,
         "branch_protection_rule" => branch_protection_rule(&payload)?,
-        _ => activity(event, &payload)?,
+        _ => activity(event, &payload, config.messages)?,
     };
     Ok(match mapping {
         Mapping::Records(out) => recorded(payload.what(), out.build_partial()),
@@ -423,13 +426,14 @@ fn branch_protection_rule(p: &Payload) -> Result<Mapping, PluginError> {
     Ok(Mapping::Records(out))
 }
 
-/// Comments, pull requests and pushes. For now only who acted and where is
-/// recorded: the author's account and the repository. Their text and
-/// content are not read by this version.
-fn activity(event: &str, p: &Payload) -> Result<Mapping, PluginError> {
+/// Issues, pull requests, comments, reviews and pushes: who acted and
+/// where, and, unless the operator turned it off, what they wrote.
+fn activity(event: &str, p: &Payload, record_text: bool) -> Result<Mapping, PluginError> {
     let author = match event {
         "issue_comment" | "pull_request_review_comment" => "comment.user",
+        "issues" => "issue.user",
         "pull_request" => "pull_request.user",
+        "pull_request_review" => "review.user",
         // A push names its pusher by name and email only; `sender` is the
         // same person as an account.
         _ => "sender",
@@ -439,5 +443,16 @@ fn activity(event: &str, p: &Payload) -> Result<Mapping, PluginError> {
     let mut out = BatchBuilder::default();
     account(&mut out, &user);
     add_repository(p, &mut out, &repo);
+    if record_text {
+        if p.action() == Some("deleted") {
+            if let Some((kind, id)) = messages::deleted_target(event, p) {
+                messages::deleted(&mut out, &repo.full_name, kind, &id);
+            }
+        } else if let Some(found) = messages::from_delivery(event, p)? {
+            for message in &found {
+                messages::record(&mut out, message);
+            }
+        }
+    }
     Ok(Mapping::Records(out))
 }

@@ -401,22 +401,163 @@ fn a_default_branch_rule_sets_protection_under_the_sync_names() -> TestResult {
 }
 
 #[test]
-fn activity_records_only_the_author_and_the_repository() -> TestResult {
-    for (event, action) in [
-        ("issue_comment", Some("created")),
-        ("pull_request", Some("opened")),
-        ("pull_request_review_comment", Some("created")),
-        ("push", None),
+fn activity_records_the_author_the_repository_and_the_text() -> TestResult {
+    for (event, action, kind, object) in [
+        ("issues", Some("opened"), "issue", "issue"),
+        ("issue_comment", Some("created"), "issue-comment", "comment"),
+        (
+            "pull_request",
+            Some("opened"),
+            "pull-request",
+            "pull_request",
+        ),
+        (
+            "pull_request_review_comment",
+            Some("created"),
+            "review-comment",
+            "comment",
+        ),
     ] {
-        let batch = delivered(event, &first(event, action)?)?;
+        let body = first(event, action)?;
+        let batch = delivered(event, &body)?;
+        let id = &body[object]["id"];
+        let message = format!("github:Codertocat/Hello-World/{kind}/{id}");
         let mut got = keys(&batch);
         got.sort();
         assert_eq!(
             got,
-            vec!["github:Codertocat", "github:Codertocat/Hello-World"],
+            vec![
+                "github:Codertocat".to_string(),
+                "github:Codertocat/Hello-World".to_string(),
+                message.clone(),
+            ],
+            "{event}"
+        );
+        let props = node_props(&batch, &message)?;
+        assert_eq!(
+            prop(&props, "body"),
+            Some(body[object]["body"].clone()),
+            "{event}"
+        );
+        assert_eq!(prop(&props, "author_association"), Some(json!("OWNER")));
+        assert!(prop(&props, "created_at").is_some(), "{event}: {props:?}");
+        let thread = prop(&props, "thread").ok_or("no thread")?;
+        assert!(
+            thread
+                .as_str()
+                .is_some_and(|t| t.starts_with("github:Codertocat/Hello-World#")),
+            "{event}: {thread}"
+        );
+        let mut links: Vec<String> = edges(&batch).iter().map(|e| e.trim().to_string()).collect();
+        links.sort();
+        assert_eq!(
+            links,
+            vec![
+                format!("github:Codertocat -AUTHORED-> {message}"),
+                format!("{message} -POSTED_IN-> github:Codertocat/Hello-World"),
+            ],
             "{event}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn pushes_record_each_commit_message_under_its_branch() -> TestResult {
+    let body = examples()?
+        .into_iter()
+        .find(|(e, b)| e == "push" && b["commits"].as_array().is_some_and(|c| !c.is_empty()))
+        .map(|(_, b)| b)
+        .ok_or("no push example with commits")?;
+    let batch = delivered("push", &body)?;
+    let sha = body["commits"][0]["id"].as_str().ok_or("no commit id")?;
+    let key = format!("github:Codertocat/Hello-World/commit/{sha}");
+    let props = node_props(&batch, &key)?;
+    assert_eq!(prop(&props, "kind"), Some(json!("commit")));
+    assert_eq!(
+        prop(&props, "body"),
+        Some(body["commits"][0]["message"].clone())
+    );
+    let git_ref = body["ref"].as_str().ok_or("no ref")?;
+    let branch = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
+    assert_eq!(
+        prop(&props, "thread"),
+        Some(json!(format!("github:Codertocat/Hello-World@{branch}")))
+    );
+    let mut links: Vec<String> = edges(&batch).iter().map(|e| e.trim().to_string()).collect();
+    links.sort();
+    assert_eq!(
+        links,
+        vec![
+            format!("github:Codertocat -AUTHORED-> {key}"),
+            format!("{key} -POSTED_IN-> github:Codertocat/Hello-World"),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn mentions_link_the_message_to_the_accounts_named() -> TestResult {
+    let mut body = first("issue_comment", Some("created"))?;
+    body["comment"]["body"] =
+        json!("@maintainer-one please hand this over to @helper; mail me at x@example.com");
+    let batch = delivered("issue_comment", &body)?;
+    let mut links: Vec<String> = edges(&batch)
+        .iter()
+        .filter(|e| e.contains("-MENTIONS->"))
+        .map(|e| e.trim().to_string())
+        .collect();
+    links.sort();
+    let message = "github:Codertocat/Hello-World/issue-comment/492700400";
+    assert_eq!(
+        links,
+        vec![
+            format!("{message} -MENTIONS-> github:helper"),
+            format!("{message} -MENTIONS-> github:maintainer-one"),
+        ]
+    );
+    for login in ["helper", "maintainer-one"] {
+        let props = node_props(&batch, &format!("github:{login}"))?;
+        assert_eq!(prop(&props, "login"), Some(json!(login)));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_deleted_comment_is_covered_and_no_text_is_kept() -> TestResult {
+    let body = first("issue_comment", Some("deleted"))?;
+    let batch = delivered("issue_comment", &body)?;
+    assert!(
+        !batch.nodes.iter().any(|n| n.label == "Message"),
+        "{batch:?}"
+    );
+    let id = body["comment"]["id"].as_i64().ok_or("no comment id")?;
+    assert_eq!(
+        covered(&batch),
+        vec![format!(
+            "node github:Codertocat/Hello-World/issue-comment/{id}"
+        )]
+    );
+    Ok(())
+}
+
+#[test]
+fn text_is_left_out_when_the_operator_turns_it_off() -> TestResult {
+    let body = first("issue_comment", Some("created"))?;
+    let handled = handle(&IncomingRequest {
+        config: r#"{"org":"Octocoders","messages":false}"#.into(),
+        method: "POST".into(),
+        path: "/".into(),
+        headers: vec![("x-github-event".into(), "issue_comment".into())],
+        body: serde_json::to_vec(&body).map_err(|e| e.to_string())?,
+    })
+    .map_err(|e| format!("{e:?}"))?;
+    let mut got = keys(&handled.batch);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["github:Codertocat", "github:Codertocat/Hello-World"]
+    );
     Ok(())
 }
 
