@@ -48,3 +48,11 @@ test_undecided_auto_fix_needs_a_person if {
 	d := approval.decision with input as _input("github.restore-branch-protection", "medium", null, false)
 	d.mode == "approve"
 }
+
+test_campaign_responses_always_need_an_admin if {
+	base := _input("github.campaign-response", "high", true, false)
+	i := object.union(base, {"finding": object.union(base.finding, {"rule": "narrative-campaign"})})
+	d := approval.decision with input as i
+	d.mode == "approve"
+	d.role == "admin"
+}

@@ -42,6 +42,17 @@ _floors contains "high" if {
 	_privileged
 }
 
+_floors contains "critical" if {
+	# Pressure on maintainers followed by write access on the same
+	# repository is the shape of a supply-chain takeover: review it first.
+	_narrative
+	input.attributes.privilege_granted == true
+}
+
+# Narrative findings are about what people wrote; none of them is ever
+# acted on without a person, whatever the tuning says.
+_narrative if startswith(input.rule, "narrative-")
+
 # Attributes come from detectors, any of which may send a role that is not
 # text; such a finding is simply not escalated.
 _privileged if {
@@ -93,6 +104,7 @@ default auto_fix := false
 # threshold, no rating) leaves the fix to a person. A disabled rule needs
 # no check of its own: its findings are suppressed.
 auto_fix if {
+	not _narrative
 	_settings.auto_fix == true
 	input.has_remedy == true
 	not suppressed

@@ -237,3 +237,32 @@ test_auto_fix_refused_when_unratable if {
 	f := _with({"default_severity": "urgent"})
 	drift.auto_fix == false with input as f with data.tuning as untuned
 }
+
+_campaign(granted) := {
+	"detector": "narrative",
+	"rule": "narrative-campaign",
+	"subject": {"label": "Repository", "key": "github:acme/compressor"},
+	"key": "github:acme/compressor/issue-comment/1",
+	"title": "3 low-footprint accounts pressed acme/compressor",
+	"score": 0.95,
+	"default_severity": "high",
+	"attributes": {"risk_score": 0.95, "privilege_granted": granted},
+	"evidence_count": 6,
+	"has_remedy": true,
+	"now": "2026-12-04T00:00:00Z",
+}
+
+_auto_tuning := {
+	"rules": {"narrative-campaign": {"severity": "high", "auto_fix": true, "enabled": true}},
+	"thresholds": {"auto_fix_min_score": 0.5},
+	"suppressions": [],
+}
+
+test_campaign_followed_by_a_grant_is_critical if {
+	drift.severity == "critical" with input as _campaign(true) with data.tuning as _auto_tuning
+	drift.severity == "high" with input as _campaign(false) with data.tuning as _auto_tuning
+}
+
+test_narrative_findings_never_fix_themselves if {
+	not drift.auto_fix with input as _campaign(false) with data.tuning as _auto_tuning
+}

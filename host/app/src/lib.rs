@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod backends;
+pub mod campaigns;
 pub mod config;
 pub mod pipeline;
 pub mod reload;

@@ -477,6 +477,10 @@ pub async fn run(config: &Config, progress: &dyn Progress) -> anyhow::Result<Sca
 
     progress.step("detecting, deciding and planning");
     let evaluation = twin.evaluate().await?;
+    if let Err(e) = crate::campaigns::record(twin.store.as_ref(), &evaluation.findings, now()).await
+    {
+        report.skipped.push(format!("{e:#}"));
+    }
     report.detectors = evaluation.detectors;
     report.findings = evaluation.findings;
     report.skipped.extend(evaluation.skipped);

@@ -30,6 +30,8 @@ pub const KNOWN_RULES: &[&str] = &[
     "default-branch-unprotected",
     "branch-protection-below-baseline",
     "org-2fa-not-required",
+    "narrative-campaign",
+    "narrative-storm",
 ];
 
 /// A real tuning file is a few kilobytes; anything near this is a mistake

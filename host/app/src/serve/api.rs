@@ -417,7 +417,19 @@ async fn entity(
         ));
     };
     let mut edges = Vec::new();
-    for kind in ["MEMBER_OF", "HAS_PERMISSION", "OWNS", "IDENTITY_OF"] {
+    for kind in [
+        "MEMBER_OF",
+        "HAS_PERMISSION",
+        "OWNS",
+        "IDENTITY_OF",
+        "AUTHORED",
+        "POSTED_IN",
+        "MENTIONS",
+        "INVOLVES",
+        "CITES",
+        "TARGETS",
+        "FIXES",
+    ] {
         for dir in [Direction::Outgoing, Direction::Incoming] {
             let near = store
                 .neighbours(&node, kind, dir)

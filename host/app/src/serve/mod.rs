@@ -454,17 +454,40 @@ impl Service {
         self.metrics
             .evaluation_duration
             .observe(started.elapsed().as_secs_f64());
+        if count
+            && let Err(e) = crate::campaigns::record(
+                self.twin.store.as_ref(),
+                &evaluation.findings,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "Campaigns are not in the twin this round");
+        }
         let mut current = self.findings.write().await;
         let before: BTreeSet<&str> = current
             .findings
             .iter()
             .map(|r| r.finding.fingerprint.as_str())
             .collect();
+        let signals_before = crate::campaigns::signal_keys(&current.findings);
         for r in &evaluation.findings {
             if count && !before.contains(r.finding.fingerprint.as_str()) {
                 self.metrics
                     .drift_detections
                     .with_label_values(&[r.finding.rule.as_str(), r.severity.as_str()])
+                    .inc();
+            }
+        }
+        // Each signal of a campaign counts once, when it first appears, so
+        // that re-evaluating an unchanged twin adds nothing.
+        if count {
+            for (_, kind) in
+                crate::campaigns::signal_keys(&evaluation.findings).difference(&signals_before)
+            {
+                self.metrics
+                    .narrative_signals
+                    .with_label_values(&[kind.as_str()])
                     .inc();
             }
         }

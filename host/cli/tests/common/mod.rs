@@ -71,7 +71,13 @@ pub async fn start() -> Server {
 /// until it is ready: its first sync has read the whole recorded
 /// organisation.
 pub async fn start_with(settings: &[(&str, &str)]) -> Server {
-    let server = spawn(settings);
+    start_logging(settings, None).await
+}
+
+/// Starts the service as `start_with` does, writing its log (stdout and
+/// stderr) to `log` instead of the test's output.
+pub async fn start_logging(settings: &[(&str, &str)], log: Option<&Path>) -> Server {
+    let server = spawn(settings, log);
     let scenario = &server.1;
     let server = server.0;
     let http = client();
@@ -90,11 +96,18 @@ pub async fn start_with(settings: &[(&str, &str)]) -> Server {
     panic!("org-mesh serve did not become ready within a minute");
 }
 
-fn spawn(settings: &[(&str, &str)]) -> (Server, org_mesh_harness::Scenario) {
+fn spawn(settings: &[(&str, &str)], log: Option<&Path>) -> (Server, org_mesh_harness::Scenario) {
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let scenario = replay().scenario("org-scan");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_org-mesh"));
+    if let Some(path) = log {
+        let file =
+            std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let copy = file.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        command.stdout(file).stderr(copy);
+    }
+    let child = command
         .args(["serve", "--config"])
         .arg(root().join("examples/serve/org-mesh.yaml"))
         .env("ORG_MESH_STATE_DIR", state.path())
@@ -202,8 +215,10 @@ pub fn webhook_examples() -> Vec<(String, Value)> {
         "team",
         "repository",
         "branch_protection_rule",
+        "issues",
         "issue_comment",
         "pull_request",
+        "pull_request_review",
         "pull_request_review_comment",
         "push",
     ];
