@@ -5,6 +5,7 @@
 //! prints a report; see the README for the demo on recorded GitHub data.
 
 mod actions;
+mod plugin;
 mod policy;
 mod progress;
 mod report;
@@ -83,6 +84,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Write, build, test and inspect plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
 }
 
@@ -179,6 +185,9 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Serve { .. } => "info",
         Command::Scan { .. } | Command::Policy { .. } | Command::Actions { .. } => "warn",
+        // The conformance suite makes plugin calls fail on purpose; each
+        // failure is in the report, not the log.
+        Command::Plugin { .. } => "error",
     };
     init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -223,6 +232,7 @@ fn main() -> ExitCode {
             PolicyCommand::Test { dir } => policy::test(&dir),
             PolicyCommand::Eval { input, dir } => policy::eval(&input, &dir),
         },
+        Command::Plugin { command } => runtime.block_on(plugin::run(command)),
     }
 }
 

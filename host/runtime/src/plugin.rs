@@ -128,6 +128,8 @@ struct Inner {
     shared: Arc<Shared>,
     stats: PluginStats,
     cache: CacheOutcome,
+    imports: Vec<String>,
+    exports: Vec<String>,
 }
 
 /// A loaded plugin bound to one instance configuration: its name (scoping its
@@ -184,6 +186,10 @@ impl Runtime {
         check_contract(&self.shared.engine, &component, &manifest)?;
         let pre = self.pre_instantiate(&component, &manifest)?;
         check_imports(&self.shared.engine, &component, &manifest)?;
+        let ty = component.component_type();
+        let engine = &self.shared.engine;
+        let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+        let exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
         let stub = Inner {
             description: Description {
                 name: manifest.name.clone(),
@@ -198,6 +204,8 @@ impl Runtime {
             shared: self.shared.clone(),
             stats: PluginStats::default(),
             cache,
+            imports,
+            exports,
         };
         let probe = Plugin::bind_inner(Arc::new(stub), "self-check", Grants::default());
         let description = probe
@@ -521,6 +529,18 @@ impl Plugin {
 
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.inner.cache
+    }
+
+    /// The interfaces the component imports, as it names them, WASI
+    /// included: what `org-mesh plugin inspect` shows and what the
+    /// conformance suite compares with the manifest's capabilities.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    /// The interfaces the component exports.
+    pub fn exports(&self) -> &[String] {
+        &self.inner.exports
     }
 
     fn error(&self, function: &'static str, failure: Failure) -> CallError {
