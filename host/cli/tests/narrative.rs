@@ -218,6 +218,32 @@ async fn pressure_then_a_grant_becomes_a_critical_campaign_without_text_in_the_l
         assert!(signals.contains(&kind.to_string()), "{kind}: {signals:?}");
     }
     assert_eq!(found["decision"]["auto_fix"], false, "{found}");
+    // The proposed response, planned as a dry run: an issue for the
+    // maintainers and stricter reviews on the default branch.
+    let planned: Vec<String> = found["action"]["plan"]["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["method"].as_str().unwrap_or("?"),
+                c["url"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        found["action"]["kind"], "github.campaign-response",
+        "{found}"
+    );
+    assert!(
+        planned
+            .iter()
+            .any(|c| c.starts_with("POST ") && c.ends_with("/repos/Codertocat/Hello-World/issues"))
+            && planned.iter().any(|c| c.starts_with("PATCH ")
+                && c.ends_with("/branches/master/protection/required_pull_request_reviews")),
+        "{planned:?}"
+    );
     assert!(
         !found.to_string().contains(CANARY),
         "no message text in findings: {found}"

@@ -12,16 +12,22 @@ pub const RESTORE_BRANCH_PROTECTION: &str = "github.restore-branch-protection";
 pub const REMOVE_REPO_COLLABORATOR: &str = "github.remove-repo-collaborator";
 pub const CONVERT_TO_OUTSIDE_COLLABORATOR: &str = "github.convert-to-outside-collaborator";
 pub const OPEN_ISSUE: &str = "github.open-issue";
+pub const CAMPAIGN_RESPONSE: &str = "github.campaign-response";
 
 /// Every action kind this executor handles, in the order `describe` lists
 /// them.
-pub const ACTIONS: [&str; 5] = [
+pub const ACTIONS: [&str; 6] = [
     REMOVE_ORG_MEMBER,
     RESTORE_BRANCH_PROTECTION,
     REMOVE_REPO_COLLABORATOR,
     CONVERT_TO_OUTSIDE_COLLABORATOR,
     OPEN_ISSUE,
+    CAMPAIGN_RESPONSE,
 ];
+
+/// Approving reviews a campaign response requires when the remedy does not
+/// say: one established maintainer besides the author.
+pub const DEFAULT_RESPONSE_REVIEWS: i64 = 2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -53,6 +59,20 @@ pub enum Action {
         labels: Vec<String>,
         /// The hidden line that ties the issue to its fix; see [`marker`].
         marker: String,
+    },
+    /// The response to a pressure campaign on a repository: an issue that
+    /// tells its maintainers (and the security contact, when configured)
+    /// what was seen, and, when the default branch is known, reviews from
+    /// code owners on it, fresh after every new commit.
+    CampaignResponse {
+        /// `owner/name`.
+        repository: String,
+        title: String,
+        body: String,
+        marker: String,
+        branch: Option<String>,
+        /// At least this many approving reviews.
+        reviews: i64,
     },
 }
 
@@ -139,6 +159,7 @@ impl Action {
             REMOVE_REPO_COLLABORATOR => remove_repo_collaborator(parameters),
             CONVERT_TO_OUTSIDE_COLLABORATOR => convert_to_outside_collaborator(parameters),
             OPEN_ISSUE => open_issue(parameters, idempotency_key),
+            CAMPAIGN_RESPONSE => campaign_response(parameters, idempotency_key),
             other => Err(invalid(format!(
                 "action {other:?} is not one this executor handles ({})",
                 ACTIONS.join(", ")
@@ -299,6 +320,39 @@ fn open_issue(parameters: &Properties, idempotency_key: &str) -> Result<Action, 
         body: required(body, OPEN_ISSUE, "body")?,
         labels,
         marker: marker(idempotency_key)?,
+    })
+}
+
+fn campaign_response(
+    parameters: &Properties,
+    idempotency_key: &str,
+) -> Result<Action, PluginError> {
+    let (mut repository, mut title, mut body, mut branch) = (None, None, None, None);
+    let mut reviews = DEFAULT_RESPONSE_REVIEWS;
+    for (name, value) in parameters {
+        match name.as_str() {
+            "repository" => repository = Some(self::repository(name, value)?),
+            "title" => title = Some(text(name, value)?),
+            "body" => body = Some(text(name, value)?),
+            "branch" => branch = Some(text(name, value)?),
+            "required_approving_review_count" => match value {
+                Value::Integer(n) if (1..=6).contains(n) => reviews = *n,
+                other => {
+                    return Err(invalid(format!(
+                        "parameter {name}: {other:?} is not a count from 1 to 6"
+                    )));
+                }
+            },
+            other => return Err(unknown(CAMPAIGN_RESPONSE, other)),
+        }
+    }
+    Ok(Action::CampaignResponse {
+        repository: required(repository, CAMPAIGN_RESPONSE, "repository")?,
+        title: required(title, CAMPAIGN_RESPONSE, "title")?,
+        body: required(body, CAMPAIGN_RESPONSE, "body")?,
+        marker: marker(idempotency_key)?,
+        branch,
+        reviews,
     })
 }
 

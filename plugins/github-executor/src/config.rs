@@ -17,6 +17,10 @@ pub struct Config {
     /// are large, at the cost of more requests.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// Who a campaign response issue mentions besides the maintainers, as
+    /// GitHub writes a mention: `@acme/security` or `@octocat`.
+    #[serde(default)]
+    pub security_contact: Option<String>,
 }
 
 /// GitHub's largest page.
@@ -46,6 +50,22 @@ impl Config {
                 "page_size: {} is not from 1 to {MAX_PAGE_SIZE}",
                 config.page_size
             )));
+        }
+        if let Some(contact) = &config.security_contact {
+            let name = contact.strip_prefix('@').unwrap_or_default();
+            let valid = !name.is_empty()
+                && name.split('/').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                && name.matches('/').count() <= 1;
+            if !valid {
+                return Err(PluginError::InvalidConfig(format!(
+                    "security_contact: {contact:?} is not a GitHub mention such as @acme/security or @octocat"
+                )));
+            }
         }
         Ok(config)
     }

@@ -20,8 +20,8 @@ use org_mesh_plugin::rest::{Client, HostTransport, Transport};
 use org_mesh_plugin::types::{Description, PluginError};
 
 pub use actions::{
-    ACTIONS, Action, CONVERT_TO_OUTSIDE_COLLABORATOR, OPEN_ISSUE, REMOVE_ORG_MEMBER,
-    REMOVE_REPO_COLLABORATOR, RESTORE_BRANCH_PROTECTION, marker,
+    ACTIONS, Action, CAMPAIGN_RESPONSE, CONVERT_TO_OUTSIDE_COLLABORATOR, DEFAULT_RESPONSE_REVIEWS,
+    OPEN_ISSUE, REMOVE_ORG_MEMBER, REMOVE_REPO_COLLABORATOR, RESTORE_BRANCH_PROTECTION, marker,
 };
 pub use config::{Config, MAX_PAGE_SIZE};
 pub use protection::{Body, Protection, Requested, Restrictions};
@@ -42,17 +42,23 @@ pub fn client<T: Transport>(config: &Config, transport: T) -> Client<T> {
         .retry_policy(retry_policy())
 }
 
-fn action(req: &ActionRequest) -> Result<Action, PluginError> {
-    Action::parse(
+fn action(req: &ActionRequest, config: &Config) -> Result<Action, PluginError> {
+    let mut action = Action::parse(
         &req.action.kind,
         &req.action.parameters,
         &req.action.idempotency_key,
-    )
+    )?;
+    if let (Action::CampaignResponse { body, .. }, Some(contact)) =
+        (&mut action, &config.security_contact)
+    {
+        body.push_str(&format!("\n\ncc {contact}"));
+    }
+    Ok(action)
 }
 
 pub fn plan<T: Transport>(req: &ActionRequest, transport: T) -> Result<ActionPlan, PluginError> {
     let config = Config::parse(&req.config)?;
-    let action = action(req)?;
+    let action = action(req, &config)?;
     Ok(run::plan(
         &client(&config, transport),
         config.page_size,
@@ -67,7 +73,7 @@ pub fn execute<T: Transport + Clone>(
     transport: T,
 ) -> Result<Outcome, PluginError> {
     let config = Config::parse(&req.config)?;
-    let action = action(req)?;
+    let action = action(req, &config)?;
     if config.dry_run_only {
         return Err(PluginError::Denied(
             "dry_run_only is set for this executor: it plans but does not execute".into(),

@@ -277,6 +277,109 @@ fn steps<T: Transport>(api: &Client<T>, page_size: u32, action: &Action) -> Step
             )],
             expected: format!("an open issue in {repository} carries {marker}"),
         },
+        Action::CampaignResponse {
+            repository,
+            title,
+            body,
+            marker,
+            branch,
+            reviews,
+        } => {
+            let mut reads = vec![issues_read(api, page_size, repository, marker)];
+            let mut writes = vec![call(
+                "POST",
+                api.url(&format!("{}/issues", repo_path(repository))),
+                Some(issue_body(title, body, &[], marker)),
+                format!(
+                    "opens the issue {title:?} in {repository} for its maintainers; not sent \
+                     when an open issue already carries the marker"
+                ),
+            )];
+            let mut expected = format!("an open issue in {repository} carries {marker}");
+            if let Some(branch) = branch {
+                reads.push(protection_read(api, repository, branch));
+                writes.push(call(
+                    "PATCH",
+                    api.url(&reviews_path(repository, branch)),
+                    Some(ReviewRule::requested(*reviews).to_json()),
+                    format!(
+                        "requires on {branch} in {repository} at least {reviews} approving \
+                         reviews, code owner review and fresh approval after new commits; a \
+                         setting already at least this strict is left out of the body, and \
+                         nothing is sent when all are, or when the branch has no protection \
+                         (a finding of its own)"
+                    ),
+                ));
+                expected.push_str(&format!(
+                    "; {branch} requires at least {reviews} approving reviews, code owner \
+                     review and fresh approval after new commits, or has no protection"
+                ));
+            }
+            Steps {
+                reads,
+                writes,
+                expected,
+            }
+        }
+    }
+}
+
+fn reviews_path(repository: &str, branch: &str) -> String {
+    format!(
+        "{}/required_pull_request_reviews",
+        protection_path(repository, branch)
+    )
+}
+
+/// The part of `PATCH .../protection/required_pull_request_reviews` a
+/// campaign response sets; a field left out keeps its current value.
+#[derive(Debug, Default, Serialize, PartialEq)]
+struct ReviewRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dismiss_stale_reviews: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_code_owner_reviews: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_approving_review_count: Option<i64>,
+}
+
+impl ReviewRule {
+    fn requested(reviews: i64) -> Self {
+        Self {
+            dismiss_stale_reviews: Some(true),
+            require_code_owner_reviews: Some(true),
+            required_approving_review_count: Some(reviews),
+        }
+    }
+
+    /// What still has to change given the branch's current review rule
+    /// (`None` when it has none): only ever stricter, never looser.
+    fn needed(reviews: i64, current: Option<&Json>) -> Self {
+        let on = |name: &str| {
+            current
+                .and_then(|c| c.get(name))
+                .and_then(Json::as_bool)
+                .unwrap_or(false)
+        };
+        let count = current
+            .and_then(|c| c.get("required_approving_review_count"))
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
+        Self {
+            dismiss_stale_reviews: (!on("dismiss_stale_reviews")).then_some(true),
+            require_code_owner_reviews: (!on("require_code_owner_reviews")).then_some(true),
+            required_approving_review_count: (count < reviews).then_some(reviews),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn to_json(&self) -> String {
+        // Serialising three optional scalars cannot fail; the fallback
+        // keeps this total rather than trusting that.
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
 
@@ -539,39 +642,119 @@ fn assess<T: Transport>(
         Action::OpenIssue {
             repository, marker, ..
         } => {
-            let read = issues_read(api, page_size, repository, marker);
-            let issues = match api.get_all::<Json>(&read.url) {
-                Ok(issues) => issues,
-                Err(e) if e.status() == Some(404) => {
-                    return Err(not_found(&e, &format!("repository {repository}")));
-                }
-                Err(e) => {
-                    return Err(failed(
-                        e,
-                        &format!("listing the open issues of {repository}"),
-                    ));
-                }
-            };
-            // Pull requests are listed with issues; one quoting the marker
-            // is not the issue this fix opened.
-            let found = issues.iter().find(|i| {
-                i.get("pull_request").is_none()
-                    && i.get("body")
-                        .and_then(Json::as_str)
-                        .is_some_and(|b| b.contains(marker.as_str()))
-            });
+            let (read, found) = marked_issue(api, page_size, repository, marker)?;
             Ok(match found {
                 Some(issue) => Found::already(
                     vec![read],
                     format!(
                         "{} is open and carries the marker",
-                        describe_issue(issue, repository)
+                        describe_issue(&issue, repository)
                     ),
                 ),
                 None => Found::needs(vec![read], writes),
             })
         }
+        Action::CampaignResponse {
+            repository,
+            marker,
+            branch,
+            reviews,
+            ..
+        } => {
+            let mut writes = writes.into_iter();
+            let mut found = Found::needs(Vec::new(), Vec::new());
+            let mut state = Vec::new();
+            let (read, issue) = marked_issue(api, page_size, repository, marker)?;
+            found.reads.push(read);
+            let post = writes.next();
+            match issue {
+                Some(issue) => state.push(format!(
+                    "{} is open and carries the marker",
+                    describe_issue(&issue, repository)
+                )),
+                None => found.writes.extend(post),
+            }
+            if let (Some(branch), Some(mut patch)) = (branch, writes.next()) {
+                let read = protection_read(api, repository, branch);
+                let current = match api.get_json::<Json>(&read.url) {
+                    Ok(doc) => Some(doc),
+                    Err(e)
+                        if e.status() == Some(404)
+                            && e.message().is_some_and(|m| {
+                                m.to_ascii_lowercase().contains("not protected")
+                            }) =>
+                    {
+                        None
+                    }
+                    Err(e) if e.status() == Some(404) => {
+                        return Err(not_found(
+                            &e,
+                            &format!("branch {branch} of repository {repository}"),
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(failed(
+                            e,
+                            &format!("reading the protection of {branch} in {repository}"),
+                        ));
+                    }
+                };
+                found.reads.push(read);
+                match current {
+                    None => state.push(format!(
+                        "{branch} in {repository} has no protection to add reviews to"
+                    )),
+                    Some(doc) => {
+                        let needed =
+                            ReviewRule::needed(*reviews, doc.get("required_pull_request_reviews"));
+                        if needed.is_empty() {
+                            state.push(format!(
+                                "{branch} in {repository} already requires at least {reviews} \
+                                 approving reviews, code owner review and fresh approval"
+                            ));
+                        } else {
+                            patch.body = Some(needed.to_json());
+                            found.writes.push(patch);
+                        }
+                    }
+                }
+            }
+            found.state = state.join("; ");
+            Ok(found)
+        }
     }
+}
+
+/// Reads every open issue of the repository and returns the one whose body
+/// carries the marker, with the read as planned.
+fn marked_issue<T: Transport>(
+    api: &Client<T>,
+    page_size: u32,
+    repository: &str,
+    marker: &str,
+) -> Result<(PlannedCall, Option<Json>), PluginError> {
+    let read = issues_read(api, page_size, repository, marker);
+    let issues = match api.get_all::<Json>(&read.url) {
+        Ok(issues) => issues,
+        Err(e) if e.status() == Some(404) => {
+            return Err(not_found(&e, &format!("repository {repository}")));
+        }
+        Err(e) => {
+            return Err(failed(
+                e,
+                &format!("listing the open issues of {repository}"),
+            ));
+        }
+    };
+    // Pull requests are listed with issues; one quoting the marker is not
+    // the issue this fix opened.
+    let found = issues.into_iter().find(|i| {
+        i.get("pull_request").is_none()
+            && i.get("body")
+                .and_then(Json::as_str)
+                .is_some_and(|b| b.contains(marker))
+    });
+    Ok((read, found))
 }
 
 /// Whether a list of users names the login; GitHub logins ignore case.
@@ -592,11 +775,21 @@ fn describe_issue(issue: &Json, repository: &str) -> String {
 
 /// What a successful set of writes achieved, for the outcome.
 fn written(action: &Action, replies: &[Reply], expected: String) -> String {
-    let Action::OpenIssue {
-        repository, labels, ..
-    } = action
-    else {
-        return expected;
+    let (repository, labels) = match action {
+        Action::OpenIssue {
+            repository, labels, ..
+        } => (repository, labels.as_slice()),
+        Action::CampaignResponse { repository, .. } => {
+            let opened = replies
+                .iter()
+                .filter_map(|r| serde_json::from_slice::<Json>(&r.body).ok())
+                .find(|doc| doc.get("number").is_some());
+            return match opened {
+                Some(issue) => format!("opened {}; {expected}", describe_issue(&issue, repository)),
+                None => expected,
+            };
+        }
+        _ => return expected,
     };
     let Some(issue) = replies
         .iter()

@@ -473,7 +473,7 @@ fn score(
     }
     if let Some((share, repo, day, total, mean)) = burst {
         c.scores.insert(Signal::Burst, share);
-        if let Some((reference, provenance)) = twin.repositories.get(&repo) {
+        if let Some(r) = twin.repositories.get(&repo) {
             c.evidence.push(Evidence {
                 statement: format!(
                     "{} had {total} messages on {} against a daily mean of {mean:.1} over the {baseline_days} days before ({})",
@@ -481,8 +481,8 @@ fn score(
                     date(day * 86_400),
                     Signal::Burst.as_str(),
                 ),
-                subject: reference.clone(),
-                provenance: provenance.clone(),
+                subject: r.reference.clone(),
+                provenance: r.provenance.clone(),
             });
         }
     }
@@ -606,7 +606,7 @@ fn score(
         let known_since = twin
             .repositories
             .get(&g.repository)
-            .and_then(|(_, p)| crate::twin::parse(&p.first_seen));
+            .and_then(|r| crate::twin::parse(&r.provenance.first_seen));
         if known_since.is_some_and(|t| g.since <= t) {
             continue;
         }

@@ -104,7 +104,7 @@ fn campaign_finding(twin: &Twin, c: &Campaign) -> Option<Finding> {
         Some(key) => twin
             .repositories
             .get(key)
-            .map(|(r, _)| r.clone())
+            .map(|r| r.reference.clone())
             .unwrap_or(NodeRef {
                 label: "Repository".into(),
                 key: key.clone(),
@@ -153,22 +153,9 @@ fn campaign_finding(twin: &Twin, c: &Campaign) -> Option<Finding> {
             org_mesh_plugin::types::Value::Float(round(*score)),
         );
     }
-    let remedy = repository.as_ref().map(|_| Remedy {
-        action: RESPONSE_ACTION.into(),
-        target: subject.clone(),
-        parameters: Props::new()
-            .texts("participants", participants)
-            .texts("beneficiaries", beneficiaries)
-            .texts("signals", signals)
-            .text("campaign", anchor.reference.key.clone())
-            .value(
-                "risk_score",
-                org_mesh_plugin::types::Value::Float(round(c.risk)),
-            )
-            .timestamp("first_message_at", twin::rfc3339(c.first))
-            .timestamp("last_message_at", twin::rfc3339(c.last))
-            .build(),
-    });
+    let remedy = repository
+        .as_deref()
+        .and_then(|key| response(twin, c, key, &participants, &beneficiaries, &signals));
     Some(Finding {
         rule: CAMPAIGN_RULE.into(),
         subject,
@@ -180,6 +167,90 @@ fn campaign_finding(twin: &Twin, c: &Campaign) -> Option<Finding> {
         attributes: attributes.build(),
         evidence: c.evidence.clone(),
         remedy,
+    })
+}
+
+/// The campaign response for a GitHub repository: an issue for its
+/// maintainers that says what was seen without repeating what was written
+/// (participants in code spans, so the issue does not notify them), and
+/// stricter reviews on the default branch when the twin knows it.
+fn response(
+    twin: &Twin,
+    c: &Campaign,
+    repository: &str,
+    participants: &[String],
+    beneficiaries: &[String],
+    signals: &[String],
+) -> Option<Remedy> {
+    let name = repository.strip_prefix("github:")?;
+    let quoted = |logins: &[String]| {
+        logins
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut body = format!(
+        "org-mesh found a pattern of coordinated pressure on the maintainers of {name} \
+         (risk score {:.2}).\n\n\
+         - Accounts: {}\n\
+         - Between {} and {}, {} messages in {} threads\n\
+         - Signals: {}\n",
+        c.risk,
+        quoted(participants),
+        twin::date(c.first),
+        twin::date(c.last),
+        c.messages.len(),
+        c.threads.len(),
+        signals.join(", "),
+    );
+    if !beneficiaries.is_empty() {
+        body.push_str(&format!(
+            "- Write access granted afterwards to: {}\n",
+            quoted(beneficiaries)
+        ));
+    }
+    let links: Vec<&str> = c
+        .messages
+        .iter()
+        .filter_map(|i| twin.messages[*i].url.as_deref())
+        .take(10)
+        .collect();
+    if !links.is_empty() {
+        body.push_str("\nMessages:\n");
+        for link in links {
+            body.push_str(&format!("- {link}\n"));
+        }
+    }
+    body.push_str(
+        "\nPlease do not grant access or cut releases on the strength of these requests; \
+         changes to the default branch now need review from code owners.",
+    );
+    let mut parameters = Props::new()
+        .text("repository", name)
+        .text(
+            "title",
+            format!("Coordinated pressure on the maintainers of {name}"),
+        )
+        .text("body", body);
+    if let Some(branch) = twin
+        .repositories
+        .get(repository)
+        .and_then(|r| r.default_branch.clone())
+    {
+        parameters = parameters.text("branch", branch);
+    }
+    Some(Remedy {
+        action: RESPONSE_ACTION.into(),
+        target: twin
+            .repositories
+            .get(repository)
+            .map(|r| r.reference.clone())
+            .unwrap_or(NodeRef {
+                label: "Repository".into(),
+                key: repository.to_string(),
+            }),
+        parameters: parameters.build(),
     })
 }
 
@@ -195,18 +266,22 @@ fn storm_finding(twin: &Twin, dropped: &[&Campaign]) -> Option<Finding> {
     let (repo, _) = by_repo
         .iter()
         .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
-    let (subject, provenance) = twin.repositories.get(repo).cloned().unwrap_or_else(|| {
-        (
-            NodeRef {
-                label: "Repository".into(),
-                key: repo.clone(),
-            },
-            dropped
-                .iter()
-                .find_map(|c| campaign::first_provenance(twin, c))
-                .unwrap_or_else(|| twin.messages[0].provenance.clone()),
-        )
-    });
+    let (subject, provenance) = twin
+        .repositories
+        .get(repo)
+        .map(|r| (r.reference.clone(), r.provenance.clone()))
+        .unwrap_or_else(|| {
+            (
+                NodeRef {
+                    label: "Repository".into(),
+                    key: repo.clone(),
+                },
+                dropped
+                    .iter()
+                    .find_map(|c| campaign::first_provenance(twin, c))
+                    .unwrap_or_else(|| twin.messages[0].provenance.clone()),
+            )
+        });
     let mut signals: Vec<String> = dropped
         .iter()
         .flat_map(|c| c.signals().map(|s| s.as_str().to_string()))

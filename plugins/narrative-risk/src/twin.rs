@@ -35,6 +35,7 @@ pub struct Message {
     pub at: Time,
     /// Title and body together; never logged.
     pub text: String,
+    pub url: Option<String>,
     pub author: Option<String>,
     pub repository: Option<String>,
     pub mentions: Vec<String>,
@@ -68,12 +69,19 @@ impl Grant {
     }
 }
 
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub reference: NodeRef,
+    pub provenance: Provenance,
+    pub default_branch: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct Twin {
     /// Ordered by time, then key.
     pub messages: Vec<Message>,
     pub accounts: BTreeMap<String, Account>,
-    pub repositories: BTreeMap<String, (NodeRef, Provenance)>,
+    pub repositories: BTreeMap<String, Repository>,
     pub grants: Vec<Grant>,
     /// Each author's message times, ascending.
     by_author: BTreeMap<String, Vec<Time>>,
@@ -115,6 +123,7 @@ impl Twin {
                             } else {
                                 format!("{title}\n{body}")
                             },
+                            url: props::get_text(p, "url").map(Into::into),
                             author: None,
                             repository: None,
                             mentions: Vec::new(),
@@ -140,8 +149,15 @@ impl Twin {
                     );
                 }
                 "Repository" => {
-                    twin.repositories
-                        .insert(node.key.clone(), (reference, change.provenance.clone()));
+                    twin.repositories.insert(
+                        node.key.clone(),
+                        Repository {
+                            reference,
+                            provenance: change.provenance.clone(),
+                            default_branch: props::get_text(&node.properties, "default_branch")
+                                .map(Into::into),
+                        },
+                    );
                 }
                 _ => {}
             }
