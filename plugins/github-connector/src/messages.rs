@@ -7,6 +7,7 @@
 //! access. The text is stored, never logged.
 
 use org_mesh_plugin::props::Props;
+use org_mesh_plugin::text::{mentions, truncate};
 use org_mesh_plugin::types::{Coverage, Node, NodeRef, PluginError};
 
 use crate::payload::Payload;
@@ -222,67 +223,4 @@ pub fn deleted_target(event: &str, p: &Payload) -> Option<(Kind, String)> {
         _ => return None,
     };
     id(p, at).ok().map(|id| (kind, id))
-}
-
-/// The logins a text @-mentions. An `@` inside a word (an email address)
-/// is not a mention; GitHub logins are at most 39 letters, digits and
-/// single hyphens.
-pub fn mentions(text: &str) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    let bytes = text.as_bytes();
-    for (i, _) in text.match_indices('@') {
-        if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'`') {
-            continue;
-        }
-        let rest = &text[i + 1..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .unwrap_or(rest.len());
-        let login = rest[..end].trim_end_matches('-');
-        if login.is_empty() || login.len() > 39 || login.starts_with('-') {
-            continue;
-        }
-        // `@org/team` names a team, not an account.
-        if rest[end..].starts_with('/') {
-            continue;
-        }
-        if !out.iter().any(|l| l.eq_ignore_ascii_case(login)) {
-            out.push(login);
-        }
-    }
-    out
-}
-
-/// The longest prefix of `text` within `max` bytes that ends on a
-/// character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mentions_skip_emails_teams_and_repeats() {
-        assert_eq!(
-            mentions("@alice please ask @Bob-1, not bob@example.com or @acme/core; @alice again"),
-            vec!["alice", "Bob-1"]
-        );
-        assert_eq!(mentions("@ alone, @-x, (@carol)"), vec!["carol"]);
-    }
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("héllo", 3), "hé");
-        assert_eq!(truncate("hi", 10), "hi");
-    }
 }

@@ -15,6 +15,7 @@ use org_mesh_plugin::connector::IncomingRequest;
 use org_mesh_plugin::rest::header;
 use org_mesh_plugin::types::{Batch, Coverage, Edge, Node, NodeRef, PluginError};
 
+use crate::messages;
 use crate::records::{self, account_ref, group_ref, project_ref};
 
 /// The operator's configuration for one GitLab connector instance.
@@ -23,6 +24,14 @@ use crate::records::{self, account_ref, group_ref, project_ref};
 pub struct Config {
     /// The GitLab's host name, recorded on every node.
     pub instance: String,
+    /// Whether notes, issue and merge request descriptions and commit
+    /// messages are recorded as `Message` nodes.
+    #[serde(default = "default_messages")]
+    pub messages: bool,
+}
+
+fn default_messages() -> bool {
+    true
 }
 
 impl Config {
@@ -48,29 +57,30 @@ pub struct Handled {
 }
 
 /// The `X-Gitlab-Event` values whose deliveries may be mapped.
-const HOOKS: [&str; 7] = [
+const HOOKS: [&str; 8] = [
     "Member Hook",
     "Subgroup Hook",
     "System Hook",
     "Note Hook",
+    "Issue Hook",
     "Merge Request Hook",
     "Push Hook",
     "Tag Push Hook",
 ];
 
 /// One delivery's body, read field by field.
-struct Hook<'a> {
+pub(crate) struct Hook<'a> {
     what: String,
     body: &'a Map<String, Json>,
-    instance: &'a str,
+    pub(crate) instance: &'a str,
 }
 
 impl Hook<'_> {
-    fn error(&self, field: &str, problem: &str) -> PluginError {
+    pub(crate) fn error(&self, field: &str, problem: &str) -> PluginError {
         PluginError::InvalidInput(format!("{}: {field} {problem}", self.what))
     }
 
-    fn at(&self, path: &str) -> Option<&Json> {
+    pub(crate) fn at(&self, path: &str) -> Option<&Json> {
         let mut value = self.body.get(path.split('.').next()?)?;
         for part in path.split('.').skip(1) {
             value = value.get(part)?;
@@ -78,13 +88,13 @@ impl Hook<'_> {
         (!value.is_null()).then_some(value)
     }
 
-    fn opt_text(&self, path: &str) -> Option<&str> {
+    pub(crate) fn opt_text(&self, path: &str) -> Option<&str> {
         self.at(path)
             .and_then(Json::as_str)
             .filter(|s| !s.is_empty())
     }
 
-    fn text(&self, path: &str) -> Result<&str, PluginError> {
+    pub(crate) fn text(&self, path: &str) -> Result<&str, PluginError> {
         match self.at(path) {
             Some(Json::String(s)) if !s.is_empty() => Ok(s),
             Some(Json::String(_)) => Err(self.error(path, "is empty")),
@@ -93,7 +103,7 @@ impl Hook<'_> {
         }
     }
 
-    fn opt_id(&self, path: &str) -> Option<i64> {
+    pub(crate) fn opt_id(&self, path: &str) -> Option<i64> {
         self.at(path).and_then(Json::as_i64)
     }
 }
@@ -130,14 +140,14 @@ const NESTED_USER: UserFields = UserFields {
 };
 
 #[derive(Default)]
-struct Out {
-    nodes: Vec<Node>,
-    edges: Vec<Edge>,
+pub(crate) struct Out {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) edges: Vec<Edge>,
     complete: Vec<Coverage>,
 }
 
 impl Out {
-    fn gone(&mut self, reference: NodeRef) {
+    pub(crate) fn gone(&mut self, reference: NodeRef) {
         self.complete.push(Coverage::Node(reference));
     }
 
@@ -174,7 +184,7 @@ pub fn handle(req: &IncomingRequest) -> Result<Handled, PluginError> {
         instance: &config.instance,
     };
     let mut out = Out::default();
-    let mapped = map(&hook, name, &mut out)?;
+    let mapped = map(&hook, name, config.messages, &mut out)?;
     if !mapped {
         return Ok(ignored(&hook.what, "an event this connector does not map"));
     }
@@ -183,7 +193,7 @@ pub fn handle(req: &IncomingRequest) -> Result<Handled, PluginError> {
 
 /// Adds the event's records; false when the event is not one this version
 /// maps.
-fn map(hook: &Hook, name: &str, out: &mut Out) -> Result<bool, PluginError> {
+fn map(hook: &Hook, name: &str, record_text: bool, out: &mut Out) -> Result<bool, PluginError> {
     match name {
         "user_add_to_group" | "user_update_for_group" => group_member(hook, out, true)?,
         "user_remove_from_group" => group_member(hook, out, false)?,
@@ -229,19 +239,26 @@ fn map(hook: &Hook, name: &str, out: &mut Out) -> Result<bool, PluginError> {
             out.nodes
                 .push(records::node(account_ref(username), props.build()));
         }
-        // Notes, merge requests and pushes: only who acted and where is
-        // recorded for now; their text and content are not read.
-        "note" | "merge_request" => {
-            add_account(hook, out, &NESTED_USER)?;
+        // Notes, issues, merge requests and pushes: who acted, where, and
+        // what they wrote, unless the operator turned text off.
+        "note" | "issue" | "merge_request" => {
+            let author = add_account(hook, out, &NESTED_USER)?;
             add_event_project(hook, out)?;
+            if record_text {
+                messages::record(hook, name, author, out)?;
+            }
         }
         "push" | "tag_push" => {
             // Older system hooks name the pusher by display name and id
             // only, which cannot key an account; the project is kept.
-            if hook.at(MEMBER_USER.username).is_some() {
-                add_account(hook, out, &MEMBER_USER)?;
-            }
+            let pusher = match hook.at(MEMBER_USER.username) {
+                Some(_) => Some(add_account(hook, out, &MEMBER_USER)?),
+                None => None,
+            };
             add_event_project(hook, out)?;
+            if let (true, "push", Some(pusher)) = (record_text, name, pusher) {
+                messages::commits(hook, pusher, out)?;
+            }
         }
         _ => return Ok(false),
     }

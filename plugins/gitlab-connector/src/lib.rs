@@ -10,6 +10,7 @@
 //! `conformance/data/gitlab-hooks` natively.
 
 mod hooks;
+mod messages;
 mod records;
 
 use org_mesh_plugin::connector::{

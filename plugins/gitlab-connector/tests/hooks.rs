@@ -154,7 +154,13 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
         ("systemhooks/key_destroy.json", vec!["Account gitlab:root"]),
         (
             "systemhooks/merge_request.json",
-            vec!["Account gitlab:root", "Repository gitlab:jsmith/example"],
+            vec![
+                "Account gitlab:root",
+                "Repository gitlab:jsmith/example",
+                "Message gitlab:jsmith/example/merge-request/90",
+                "gitlab:root -AUTHORED-> gitlab:jsmith/example/merge-request/90 role=",
+                "gitlab:jsmith/example/merge-request/90 -POSTED_IN-> gitlab:jsmith/example role=",
+            ],
         ),
         (
             "systemhooks/project_create.json",
@@ -263,7 +269,16 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
                 "Repository gitlab:exm-namespace/example-project",
             ],
         ),
-        ("webhooks/issue.json", vec![]),
+        (
+            "webhooks/issue.json",
+            vec![
+                "Account gitlab:root",
+                "Repository gitlab:gitlabhq/gitlab-test",
+                "Message gitlab:gitlabhq/gitlab-test/issue/301",
+                "gitlab:root -AUTHORED-> gitlab:gitlabhq/gitlab-test/issue/301 role=",
+                "gitlab:gitlabhq/gitlab-test/issue/301 -POSTED_IN-> gitlab:gitlabhq/gitlab-test role=",
+            ],
+        ),
         ("webhooks/job.json", vec![]),
         (
             "webhooks/member.json",
@@ -278,6 +293,9 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
             vec![
                 "Account gitlab:user1",
                 "Repository gitlab:gitlabhq/gitlab-test",
+                "Message gitlab:gitlabhq/gitlab-test/merge-request/99",
+                "gitlab:user1 -AUTHORED-> gitlab:gitlabhq/gitlab-test/merge-request/99 role=",
+                "gitlab:gitlabhq/gitlab-test/merge-request/99 -POSTED_IN-> gitlab:gitlabhq/gitlab-test role=",
             ],
         ),
         (
@@ -285,6 +303,9 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
             vec![
                 "Account gitlab:user1",
                 "Repository gitlab:gitlabhq/gitlab-test",
+                "Message gitlab:gitlabhq/gitlab-test/commit-comment/1243",
+                "gitlab:user1 -AUTHORED-> gitlab:gitlabhq/gitlab-test/commit-comment/1243 role=",
+                "gitlab:gitlabhq/gitlab-test/commit-comment/1243 -POSTED_IN-> gitlab:gitlabhq/gitlab-test role=",
             ],
         ),
         (
@@ -292,6 +313,9 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
             vec![
                 "Account gitlab:user1",
                 "Repository gitlab:gitlab-org/gitlab-test",
+                "Message gitlab:gitlab-org/gitlab-test/issue-comment/1241",
+                "gitlab:user1 -AUTHORED-> gitlab:gitlab-org/gitlab-test/issue-comment/1241 role=",
+                "gitlab:gitlab-org/gitlab-test/issue-comment/1241 -POSTED_IN-> gitlab:gitlab-org/gitlab-test role=",
             ],
         ),
         (
@@ -299,6 +323,9 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
             vec![
                 "Account gitlab:root",
                 "Repository gitlab:gitlab-org/gitlab-test",
+                "Message gitlab:gitlab-org/gitlab-test/merge-request-comment/1244",
+                "gitlab:root -AUTHORED-> gitlab:gitlab-org/gitlab-test/merge-request-comment/1244 role=",
+                "gitlab:gitlab-org/gitlab-test/merge-request-comment/1244 -POSTED_IN-> gitlab:gitlab-org/gitlab-test role=",
             ],
         ),
         (
@@ -306,12 +333,24 @@ fn every_payload_is_handled_and_mapped_as_expected() -> TestResult {
             vec![
                 "Account gitlab:user1",
                 "Repository gitlab:gitlab-org/gitlab-test",
+                "Message gitlab:gitlab-org/gitlab-test/snippet-comment/1245",
+                "gitlab:user1 -AUTHORED-> gitlab:gitlab-org/gitlab-test/snippet-comment/1245 role=",
+                "gitlab:gitlab-org/gitlab-test/snippet-comment/1245 -POSTED_IN-> gitlab:gitlab-org/gitlab-test role=",
             ],
         ),
         ("webhooks/pipeline.json", vec![]),
         (
             "webhooks/push.json",
-            vec!["Account gitlab:jsmith", "Repository gitlab:mike/diaspora"],
+            vec![
+                "Account gitlab:jsmith",
+                "Repository gitlab:mike/diaspora",
+                "Message gitlab:mike/diaspora/commit/b6568db1bc1dcd7f8b4d5a946b0b91f9dacd7327",
+                "Message gitlab:mike/diaspora/commit/da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+                "gitlab:jsmith -AUTHORED-> gitlab:mike/diaspora/commit/b6568db1bc1dcd7f8b4d5a946b0b91f9dacd7327 role=",
+                "gitlab:mike/diaspora/commit/b6568db1bc1dcd7f8b4d5a946b0b91f9dacd7327 -POSTED_IN-> gitlab:mike/diaspora role=",
+                "gitlab:jsmith -AUTHORED-> gitlab:mike/diaspora/commit/da1560886d4f094c3e6c9ef40349f7d38b5d27d7 role=",
+                "gitlab:mike/diaspora/commit/da1560886d4f094c3e6c9ef40349f7d38b5d27d7 -POSTED_IN-> gitlab:mike/diaspora role=",
+            ],
         ),
         ("webhooks/release.json", vec![]),
         ("webhooks/resource_access_token_group.json", vec![]),

@@ -60,11 +60,12 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Write, maintain or admin: enough to change what a release contains.
+    /// Enough to change what a release contains: GitHub's write, maintain
+    /// and admin, GitLab's developer, maintainer and owner.
     pub fn can_write(&self) -> bool {
         matches!(
             self.role.as_str(),
-            "write" | "push" | "maintain" | "admin" | "owner"
+            "write" | "push" | "maintain" | "admin" | "owner" | "developer" | "maintainer"
         )
     }
 }

@@ -109,3 +109,4 @@ pub mod executor {
 
 pub mod props;
 pub mod rest;
+pub mod text;
