@@ -114,7 +114,7 @@ pub struct Command {
     pub subcommands: BTreeMap<String, Command>,
 }
 
-/// The `org-mesh` command line, as clap derives it from host/cli/src/main.rs.
+/// The `org-mesh` command line, as clap derives it from host/cli/src.
 #[derive(Debug, Default, Clone)]
 pub struct Cli {
     pub global_flags: BTreeSet<String>,
@@ -122,8 +122,22 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Reads every source file of the binary, `main.rs` first: subcommand
+    /// enums may live in the module that runs them.
     pub fn read(root: &Path) -> Result<Cli, String> {
-        Cli::parse(&read(&root.join("host/cli/src/main.rs"))?)
+        let dir = root.join("host/cli/src");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        files.sort_by_key(|p| (!p.ends_with("main.rs"), p.clone()));
+        let mut source = String::new();
+        for file in files {
+            source.push_str(&read(&file)?);
+            source.push('\n');
+        }
+        Cli::parse(&source)
     }
 
     /// Reads the clap derive definitions: the `Parser` struct's fields are
@@ -172,7 +186,7 @@ fn build(
     }
     let variants = enums
         .get(name)
-        .ok_or_else(|| format!("no #[derive(Subcommand)] enum {name} in host/cli/src/main.rs"))?;
+        .ok_or_else(|| format!("no #[derive(Subcommand)] enum {name} in host/cli/src"))?;
     let mut commands = BTreeMap::new();
     for (variant, fields) in variants {
         let mut command = Command {
@@ -209,7 +223,7 @@ fn braced(source: &str, open: usize) -> Result<&str, String> {
             _ => {}
         }
     }
-    Err("unbalanced braces in host/cli/src/main.rs".into())
+    Err("unbalanced braces in host/cli/src".into())
 }
 
 /// Splits a body at the commas that are not inside brackets of any kind.
