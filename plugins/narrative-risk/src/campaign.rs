@@ -119,7 +119,7 @@ pub fn find(twin: &Twin, settings: &Settings) -> Vec<Campaign> {
         duplicated.insert(*b);
     }
 
-    let suspect: Vec<usize> = (0..twin.messages.len())
+    let suspect: BTreeSet<usize> = (0..twin.messages.len())
         .filter(|i| {
             features[*i].as_ref().is_some_and(|f| {
                 f.low_footprint
@@ -599,7 +599,8 @@ fn score(
         .flat_map(|i| twin.messages[*i].mentions.iter().map(String::as_str))
         .collect();
     let mut grant_score: f64 = 0.0;
-    for g in &twin.grants {
+    let grants = c.repositories.iter().flat_map(|r| twin.grants_on(r));
+    for g in grants {
         // A permission first seen together with its repository was there
         // when the twin started watching: when it was granted is unknown,
         // and the first sync must not make every maintainer a beneficiary.
@@ -618,11 +619,9 @@ fn score(
         {
             continue;
         }
-        let active_there = twin.messages.iter().any(|m| {
-            m.author.as_deref() == Some(g.account.as_str())
-                && m.repository.as_deref() == Some(g.repository.as_str())
-                && m.at < g.since
-        });
+        let active_there = twin
+            .first_message_in(&g.account, &g.repository)
+            .is_some_and(|t| t < g.since);
         let tied = mentioned.contains(g.account.as_str())
             || c.participants.contains(&g.account)
             || active_there;

@@ -86,6 +86,14 @@ pub struct Twin {
     pub grants: Vec<Grant>,
     /// Each author's message times, ascending.
     by_author: BTreeMap<String, Vec<Time>>,
+    /// Per account, when it first could write anywhere, and per repository.
+    /// Indexed once: every message asks whether its author and the
+    /// accounts it mentions could write when it was written.
+    first_write: BTreeMap<String, (Time, BTreeMap<String, Time>)>,
+    /// Per author and repository, the time of their first message there.
+    first_message: BTreeMap<(String, String), Time>,
+    /// Indices into `grants`, by repository.
+    grants_on: BTreeMap<String, Vec<usize>>,
 }
 
 impl Twin {
@@ -210,6 +218,11 @@ impl Twin {
         for m in &twin.messages {
             if let Some(author) = &m.author {
                 twin.by_author.entry(author.clone()).or_default().push(m.at);
+                if let Some(repo) = &m.repository {
+                    twin.first_message
+                        .entry((author.clone(), repo.clone()))
+                        .or_insert(m.at);
+                }
             }
         }
         twin.grants.sort_by(|a, b| {
@@ -218,7 +231,39 @@ impl Twin {
                 .then_with(|| a.account.cmp(&b.account))
                 .then_with(|| a.repository.cmp(&b.repository))
         });
+        for (i, g) in twin.grants.iter().enumerate() {
+            twin.grants_on
+                .entry(g.repository.clone())
+                .or_default()
+                .push(i);
+            if g.can_write() {
+                // Grants are in time order, so the first one seen is the
+                // earliest.
+                let (anywhere, per_repo) = twin
+                    .first_write
+                    .entry(g.account.clone())
+                    .or_insert((g.since, BTreeMap::new()));
+                *anywhere = (*anywhere).min(g.since);
+                per_repo.entry(g.repository.clone()).or_insert(g.since);
+            }
+        }
         twin
+    }
+
+    /// The grants on one repository, in time order.
+    pub fn grants_on<'a>(&'a self, repository: &str) -> impl Iterator<Item = &'a Grant> + 'a {
+        self.grants_on
+            .get(repository)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.grants[*i])
+    }
+
+    /// When the author first wrote in the repository, if ever.
+    pub fn first_message_in(&self, author: &str, repository: &str) -> Option<Time> {
+        self.first_message
+            .get(&(author.to_string(), repository.to_string()))
+            .copied()
     }
 
     /// How many messages the author wrote before `at`.
@@ -230,16 +275,17 @@ impl Twin {
 
     /// Whether the account held write or more on the repository before `at`.
     pub fn could_write(&self, account: &str, repository: &str, at: Time) -> bool {
-        self.grants.iter().any(|g| {
-            g.account == account && g.repository == repository && g.since < at && g.can_write()
-        })
+        self.first_write
+            .get(account)
+            .and_then(|(_, per_repo)| per_repo.get(repository))
+            .is_some_and(|since| *since < at)
     }
 
     /// Whether the account held write or more on any repository before `at`.
     pub fn could_write_anywhere(&self, account: &str, at: Time) -> bool {
-        self.grants
-            .iter()
-            .any(|g| g.account == account && g.since < at && g.can_write())
+        self.first_write
+            .get(account)
+            .is_some_and(|(since, _)| *since < at)
     }
 
     pub fn login<'a>(&'a self, key: &'a str) -> &'a str {
