@@ -30,6 +30,7 @@ export const WANTED = {
   "repos/list-for-org": "default",
   "repos/list-collaborators": "default",
   "repos/get-branch-protection": "default",
+  "issues/list-comments-for-repo": "default",
 };
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -233,14 +233,46 @@ function removeCollaboratorSteps(composer, recorded) {
   ];
 }
 
+// Where a connector configured with `comments_since` starts reading
+// repository comments, and where the published example's one comment moves
+// it on (its updated_at).
+export const COMMENTS_SINCE = "2011-01-01T00:00:00Z";
+export const COMMENTS_CURSOR = "2011-04-14T16:00:49Z";
+
+// A scan that also reads each repository's comments since a time.
+function commentSteps(composer, since) {
+  const repos = readOpenApiExample("repos/list-for-org");
+  const comments = readOpenApiExample("issues/list-comments-for-repo");
+  if (comments.at(-1)?.updated_at !== COMMENTS_CURSOR) {
+    throw new Error("the published comment example no longer ends at COMMENTS_CURSOR");
+  }
+  return repos.map(({ full_name: fullName }) =>
+    composer.composed(
+      `/repos/${fullName}/issues/comments?since=${since}&per_page=${PER_PAGE}`,
+      200,
+      comments,
+    ),
+  );
+}
+
 export function composeScenarios(recorded = loadRecordedScenarios()) {
   const composer = makeComposer(recorded);
   const scan = (variant) => composer.build(orgScanSteps(composer, recorded, variant));
+  // Two syncs in a row: the second resumes reading comments at the cursor
+  // the first returned.
+  const scanWithComments = (since) => [
+    ...orgScanSteps(composer, recorded, "protected"),
+    ...commentSteps(composer, since),
+  ];
   return {
     "org-scan": scan("protected"),
     "org-scan-unprotected": scan("unprotected"),
     "org-scan-secondary-rate-limit": scan("secondary-rate-limit"),
     "org-scan-no-scope": scan("no-scope"),
+    "org-scan-comments-twice": composer.build([
+      ...scanWithComments(COMMENTS_SINCE),
+      ...scanWithComments(COMMENTS_CURSOR),
+    ]),
     "remove-repository-collaborator": composer.build(removeCollaboratorSteps(composer, recorded)),
   };
 }

@@ -162,6 +162,9 @@ pub struct Twin {
     mappings: Option<Vec<ExplicitMapping>>,
     /// What could not be loaded or configured, and why.
     pub skipped: Vec<String>,
+    /// Where each pulled connector resumes: the cursor its last sync
+    /// returned, shared by replicas.
+    cursors: Arc<dyn org_mesh_cache::Coordination>,
 }
 
 impl std::fmt::Debug for Twin {
@@ -232,7 +235,7 @@ impl Twin {
                 cache_dir: Some(config.state_dir.join("plugin-cache")),
                 ..RuntimeOptions::default()
             },
-            coordination,
+            coordination.clone(),
             Some(Arc::new(StoreGraph(store.clone()))),
             &metrics,
         )
@@ -272,6 +275,7 @@ impl Twin {
             shadow: std::sync::RwLock::new(None),
             mappings,
             skipped: report.skipped,
+            cursors: coordination,
         })
     }
 
@@ -336,7 +340,14 @@ impl Twin {
             return Some(None);
         }
         Some(Some(
-            sync(connector, attachments, self.store.as_ref(), skipped).await,
+            sync(
+                connector,
+                attachments,
+                self.store.as_ref(),
+                self.cursors.as_ref(),
+                skipped,
+            )
+            .await,
         ))
     }
 
@@ -632,10 +643,15 @@ fn load_mappings(config: &Config, report: &mut ScanReport) -> Option<Vec<Explici
     }
 }
 
+/// The coordination scope sync cursors are kept under, by instance name;
+/// instance names hold no `/`, so no plugin instance shares it.
+const CURSOR_SCOPE: &str = "org-mesh/sync-cursors";
+
 async fn sync(
     connector: &Plugin,
     attachments: &[Attachment],
     store: &dyn GraphStore,
+    cursors: &dyn org_mesh_cache::Coordination,
     skipped: &mut Vec<String>,
 ) -> ConnectorRun {
     let mut run = ConnectorRun {
@@ -644,7 +660,14 @@ async fn sync(
         version: connector.version().to_string(),
         ..ConnectorRun::default()
     };
-    let mut cursor = None;
+    // A cursor that cannot be read only costs a sync from the start.
+    let mut cursor = match cursors.kv_get(CURSOR_SCOPE, &run.name).await {
+        Ok(kept) => kept.and_then(|bytes| String::from_utf8(bytes).ok()),
+        Err(e) => {
+            tracing::warn!(connector = %run.name, error = %e, "Cannot read where the last sync ended; syncing from the start");
+            None
+        }
+    };
     for _ in 0..MAX_SYNC_ROUNDS {
         let out = match connector.sync(cursor.take(), attachments).await {
             Ok(out) => out,
@@ -686,6 +709,15 @@ async fn sync(
             }
         }
         if !out.more {
+            // Kept only once the records are applied, so a failed sync is
+            // read again from where the last good one ended.
+            if let Some(next) = &out.cursor
+                && let Err(e) = cursors
+                    .kv_set(CURSOR_SCOPE, &run.name, next.as_bytes())
+                    .await
+            {
+                tracing::warn!(connector = %run.name, error = %e, "Cannot keep where this sync ended; the next one starts from the start");
+            }
             return run;
         }
         cursor = out.cursor;

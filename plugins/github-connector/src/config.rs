@@ -16,6 +16,12 @@ pub struct Config {
     /// reviews, commit messages) is recorded as `Message` nodes.
     #[serde(default = "default_messages")]
     pub messages: bool,
+    /// When set, every sync also reads the issue and pull request comments
+    /// of each repository written or edited since this RFC 3339 time (the
+    /// first sync) or since the newest one the previous sync saw, and
+    /// records them as `Message` nodes.
+    #[serde(default)]
+    pub comments_since: Option<String>,
 }
 
 fn default_messages() -> bool {
@@ -50,8 +56,38 @@ impl Config {
                 config.per_page
             )));
         }
+        if let Some(since) = &config.comments_since
+            && !is_rfc3339(since)
+        {
+            return Err(PluginError::InvalidConfig(format!(
+                "comments_since: {since:?} is not an RFC 3339 time such as 2024-01-01T00:00:00Z"
+            )));
+        }
         Ok(config)
     }
+}
+
+/// The shape GitHub's `since` parameter takes: a date, `T`, a time and an
+/// offset or `Z`. Checked by shape, since GitHub does the parsing.
+pub fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b'T' || b[10] == b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && matches!(b[b.len() - 1], b'Z' | b'z' | b'0'..=b'9')
 }
 
 #[cfg(test)]
@@ -74,6 +110,10 @@ mod tests {
             (r#"{"org":" "}"#, "org"),
             (r#"{"org":"acme","per_page":0}"#, "per_page"),
             (r#"{"org":"acme","token":"x"}"#, "token"),
+            (
+                r#"{"org":"acme","comments_since":"last week"}"#,
+                "comments_since",
+            ),
             (r#"{}"#, "org"),
         ] {
             let result = Config::parse(json);

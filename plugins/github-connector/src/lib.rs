@@ -63,20 +63,25 @@ impl Guest for GithubConnector {
         }
     }
 
-    // One call reads the whole organisation and never sets a cursor. Very
+    // One call reads the whole organisation; the cursor only says where
+    // comment reading resumes. Very
     // large organisations (tens of thousands of repositories) will want the
     // scan cut into chunks resumed by cursor, so that one call stays within
     // the host's time limit.
     fn sync(req: SyncRequest) -> Result<SyncResponse, PluginError> {
         let config = Config::parse(&req.config)?;
         let api = client(&config, org_mesh_plugin::rest::HostTransport);
-        let Scan { batch, notes } = scan(&api, &config)?;
+        let Scan {
+            batch,
+            notes,
+            cursor,
+        } = scan(&api, &config, req.cursor.as_deref())?;
         for note in notes {
             org_mesh_plugin::log::emit(note.level, &note.message, &note.fields);
         }
         Ok(SyncResponse {
             batch,
-            cursor: None,
+            cursor,
             more: false,
         })
     }

@@ -214,6 +214,34 @@ fn id(p: &Payload, path: &str) -> Result<String, PluginError> {
     }
 }
 
+/// A comment as `GET /repos/{repo}/issues/comments` lists it; `None` for
+/// one without an id, an author or text. Its issue or pull request number
+/// is the last segment of its `issue_url`.
+pub fn from_listed_comment<'a>(
+    repository: &'a str,
+    comment: &'a serde_json::Value,
+) -> Option<Message<'a>> {
+    let text = |name: &str| comment.get(name).and_then(serde_json::Value::as_str);
+    let id = comment.get("id").and_then(serde_json::Value::as_i64)?;
+    let number = text("issue_url")?.rsplit('/').next()?;
+    let body = text("body").unwrap_or_default();
+    if body.trim().is_empty() {
+        return None;
+    }
+    Some(Message {
+        kind: Kind::IssueComment,
+        id: id.to_string(),
+        repository,
+        thread: format!("#{number}"),
+        author: comment.get("user")?.get("login")?.as_str()?,
+        author_association: text("author_association"),
+        created_at: text("created_at"),
+        url: text("html_url"),
+        title: None,
+        body,
+    })
+}
+
 /// The kind and id of the message a `deleted` action removes.
 pub fn deleted_target(event: &str, p: &Payload) -> Option<(Kind, String)> {
     let (kind, at) = match event {

@@ -10,7 +10,10 @@
 //! 7. each team's members;
 //! 8. repositories;
 //! 9. for each repository its collaborators, then its default branch's
-//!    protection.
+//!    protection;
+//! 10. when `comments_since` is configured, for each repository the issue
+//!     and pull request comments written or edited since the cursor (or,
+//!     on the first sync, since the configured time).
 //!
 //! Listings that a token may lack the scope for (two-factor status,
 //! invitations, teams, repositories, collaborators, protection) are recorded
@@ -42,6 +45,9 @@ pub struct Note {
 pub struct Scan {
     pub batch: Batch,
     pub notes: Vec<Note>,
+    /// Where the next sync resumes reading comments: the newest `updated_at`
+    /// seen, or where this one started when it saw none.
+    pub cursor: Option<String>,
 }
 
 /// A member, and what their membership said, when it could be read.
@@ -68,7 +74,11 @@ struct Scanner<'a, T> {
     notes: Vec<Note>,
 }
 
-pub fn scan<T: Transport>(api: &Client<T>, config: &Config) -> Result<Scan, PluginError> {
+pub fn scan<T: Transport>(
+    api: &Client<T>,
+    config: &Config,
+    cursor: Option<&str>,
+) -> Result<Scan, PluginError> {
     let mut scanner = Scanner {
         api,
         org: encode_segment(&config.org),
@@ -81,6 +91,15 @@ pub fn scan<T: Transport>(api: &Client<T>, config: &Config) -> Result<Scan, Plug
     let invitations = scanner.invitations()?;
     let teams = scanner.teams()?;
     let repos = scanner.repositories()?;
+    // A cursor this version wrote is a time; anything else (an older
+    // version's, or a hand edit) starts again from the configured time.
+    let since = cursor
+        .filter(|c| crate::config::is_rfc3339(c))
+        .or(config.comments_since.as_deref());
+    let comments = match (since, &repos) {
+        (Some(since), Some(repos)) if config.messages => Some(scanner.comments(repos, since)?),
+        _ => None,
+    };
 
     let mut out = BatchBuilder::default();
     out.node(org_node);
@@ -112,9 +131,31 @@ pub fn scan<T: Transport>(api: &Client<T>, config: &Config) -> Result<Scan, Plug
             records::org_ref(&org_login),
         )));
     }
+    let mut next = since.map(str::to_string);
+    if let Some(listed) = comments {
+        for (repository, comment) in &listed {
+            if let Some(updated) = comment.get("updated_at").and_then(Json::as_str)
+                && next.as_deref().is_none_or(|n| updated > n)
+            {
+                next = Some(updated.to_string());
+            }
+            if let Some(message) = crate::messages::from_listed_comment(repository, comment) {
+                crate::messages::record(&mut out, &message);
+            }
+        }
+        notes.push(note(
+            Level::Debug,
+            "Read repository comments",
+            &[
+                ("count", listed.len().to_string()),
+                ("since", since.unwrap_or_default().to_string()),
+            ],
+        ));
+    }
     Ok(Scan {
         batch: out.build(),
         notes,
+        cursor: next,
     })
 }
 
@@ -251,6 +292,34 @@ impl<T: Transport> Scanner<'_, T> {
             });
         }
         Ok(Some(listings))
+    }
+
+    /// Every repository's issue and pull request comments written or
+    /// edited since `since`, with the repository each came from. A
+    /// repository whose comments cannot be read is skipped with a note.
+    fn comments(
+        &mut self,
+        repos: &[RepoListing],
+        since: &str,
+    ) -> Result<Vec<(String, Json)>, PluginError> {
+        let mut out = Vec::new();
+        for listing in repos {
+            // A `+` offset would read as a space in a query string.
+            let path = self.list_path(&format!(
+                "/repos/{}/issues/comments?since={}",
+                listing.repo.full_name,
+                since.replace('+', "%2B")
+            ));
+            let result = self.api.get_all::<Json>(&path);
+            for comment in self
+                .tolerate("comments", result, &[403, 404, 410])?
+                .into_iter()
+                .flatten()
+            {
+                out.push((listing.repo.full_name.clone(), comment));
+            }
+        }
+        Ok(out)
     }
 
     fn protection(&mut self, repo: &Repository) -> Result<BranchProtection, PluginError> {

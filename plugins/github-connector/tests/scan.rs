@@ -235,7 +235,7 @@ fn org_scan(variant: Variant) -> Result<Vec<Step>, String> {
 
 fn run(replay: &Replay) -> Result<Scan, PluginError> {
     let config = Config::parse(&json!({"api_url": BASE, "org": ORG}).to_string())?;
-    scan(&client(&config, replay), &config)
+    scan(&client(&config, replay), &config, None)
 }
 
 fn run_ok(replay: &Replay) -> Result<Batch, String> {
@@ -630,5 +630,84 @@ fn exhausted_primary_budget_fails_the_sync_as_rate_limited() -> TestResult {
         matches!(result, Err(PluginError::RateLimited(3601))),
         "{result:?}"
     );
+    Ok(())
+}
+
+/// Two comments as `GET /repos/{repo}/issues/comments` lists them: written
+/// answers in the documented shape, since no recording lists comments.
+fn listed_comments() -> Json {
+    json!([
+        {
+            "id": 1001,
+            "html_url": "https://github.com/octocat/Hello-World/issues/7#issuecomment-1001",
+            "issue_url": "https://api.github.com/repos/octocat/Hello-World/issues/7",
+            "user": {"login": "new-voice", "id": 501, "type": "User"},
+            "author_association": "NONE",
+            "created_at": "2024-03-01T10:00:00Z",
+            "updated_at": "2024-03-01T10:00:00Z",
+            "body": "Is this project still alive? @octocat please add a co-maintainer."
+        },
+        {
+            "id": 1002,
+            "html_url": "https://github.com/octocat/Hello-World/issues/7#issuecomment-1002",
+            "issue_url": "https://api.github.com/repos/octocat/Hello-World/issues/7",
+            "user": {"login": "octocat", "id": 1, "type": "User"},
+            "author_association": "OWNER",
+            "created_at": "2024-03-02T09:00:00Z",
+            "updated_at": "2024-03-03T08:00:00Z",
+            "body": "It is maintained; I will look at the queue this week."
+        }
+    ])
+}
+
+fn scan_with_comments(cursor: Option<&str>, since_in_path: &str) -> Result<Scan, String> {
+    let mut steps = org_scan(Variant::Protected)?;
+    steps.push(step(
+        &format!("/repos/octocat/Hello-World/issues/comments?since={since_in_path}&per_page=100"),
+        200,
+        &listed_comments(),
+    ));
+    let replay = Replay::new(steps);
+    let config = Config::parse(
+        &json!({"api_url": BASE, "org": ORG, "comments_since": "2024-01-01T00:00:00Z"}).to_string(),
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let result = scan(&client(&config, &replay), &config, cursor).map_err(|e| format!("{e:?}"));
+    replay.check_done()?;
+    result
+}
+
+#[test]
+fn comments_since_the_cursor_become_messages_and_move_it_on() -> TestResult {
+    let first = scan_with_comments(None, "2024-01-01T00:00:00Z")?;
+    let key = "github:octocat/Hello-World/issue-comment/1001";
+    let message = node(&first.batch, "Message", key)?;
+    assert_eq!(message["thread"], json!("github:octocat/Hello-World#7"));
+    assert_eq!(message["author_association"], json!("NONE"));
+    assert_eq!(message["created_at"], json!("2024-03-01T10:00:00Z"));
+    assert!(edge(&first.batch, "AUTHORED", "github:new-voice", key).is_some());
+    assert!(edge(&first.batch, "MENTIONS", key, "github:octocat").is_some());
+    assert!(edge(&first.batch, "POSTED_IN", key, "github:octocat/Hello-World").is_some());
+    // The newest edit seen, not the newest creation.
+    assert_eq!(first.cursor.as_deref(), Some("2024-03-03T08:00:00Z"));
+    // The next sync asks only for what changed since.
+    let second = scan_with_comments(first.cursor.as_deref(), "2024-03-03T08:00:00Z")?;
+    assert_eq!(second.cursor.as_deref(), Some("2024-03-03T08:00:00Z"));
+    // Comment coverage is never claimed: a listing since a time is partial.
+    assert!(
+        !coverage(&second.batch)
+            .iter()
+            .any(|c| c.contains("Message"))
+    );
+    Ok(())
+}
+
+#[test]
+fn without_comments_since_no_comment_is_read() -> TestResult {
+    let replay = Replay::new(org_scan(Variant::Protected)?);
+    let scan = run(&replay).map_err(|e| format!("{e:?}"))?;
+    replay.check_done()?;
+    assert!(scan.cursor.is_none());
+    assert!(!scan.batch.nodes.iter().any(|n| n.label == "Message"));
     Ok(())
 }
