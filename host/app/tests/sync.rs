@@ -8,7 +8,6 @@
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
-#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
 
 use std::sync::Arc;
 

@@ -607,8 +607,11 @@ fn score(
         let known_since = twin
             .repositories
             .get(&g.repository)
-            .and_then(|r| crate::twin::parse(&r.provenance.first_seen));
-        if known_since.is_some_and(|t| g.since <= t) {
+            .and_then(|r| crate::twin::parse_precise(&r.provenance.first_seen));
+        let granted = crate::twin::parse_precise(&g.provenance.first_seen);
+        if let (Some(known), Some(granted)) = (known_since, granted)
+            && granted <= known
+        {
             continue;
         }
         if !(g.can_write()

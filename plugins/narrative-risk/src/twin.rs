@@ -314,6 +314,15 @@ pub fn parse(text: &str) -> Option<Time> {
         .map(OffsetDateTime::unix_timestamp)
 }
 
+/// A time to the nanosecond, for telling apart two observations made in
+/// the same second: one batch stamps all its records alike, a later batch
+/// a later instant.
+pub fn parse_precise(text: &str) -> Option<i128> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp_nanos)
+}
+
 /// A day as `YYYY-MM-DD`, for people.
 pub fn date(at: Time) -> String {
     OffsetDateTime::from_unix_timestamp(at)
