@@ -126,7 +126,7 @@ impl Cli {
     /// enums may live in the module that runs them.
     pub fn read(root: &Path) -> Result<Cli, String> {
         let dir = root.join("host/cli/src");
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "rs"))

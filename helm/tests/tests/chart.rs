@@ -366,6 +366,10 @@ fn the_schema_refuses_wrong_values_and_says_which() {
             &["/plugins/source", "'image', 'configMap', 'volume'"],
         ),
         (&["serve.port=80"], &["/serve/port", "minimum"]),
+        (
+            &["retention.messageDays=-30"],
+            &["/retention/messageDays", "minimum"],
+        ),
     ];
     for (values, expected) in wrong {
         let said = refusal(&helm, &set(values));
@@ -482,6 +486,15 @@ fn org_mesh_loads_the_configuration_the_chart_renders() {
             config.state_dir,
             Path::new("/var/lib/org-mesh"),
             "{}",
+            case.name
+        );
+        assert_eq!(
+            (
+                config.retention.message_days,
+                config.retention.interval_secs
+            ),
+            (180, 3600),
+            "{}: retention as the chart's values say",
             case.name
         );
         assert!(

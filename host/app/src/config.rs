@@ -38,6 +38,69 @@ pub struct Config {
     pub serve: ServeConfig,
     #[serde(default)]
     pub actions: ActionsConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// How long the twin keeps the organisation's text.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Messages older than this many days (by their `created_at`, or when
+    /// they have none, by when the twin first saw them) are removed with
+    /// their edges and history. 0 keeps messages for ever.
+    #[serde(default = "message_days", deserialize_with = "whole_days")]
+    pub message_days: u64,
+    /// How often `serve` looks for messages to remove; 0 looks only at
+    /// start.
+    #[serde(default = "retention_interval")]
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            message_days: message_days(),
+            interval_secs: retention_interval(),
+        }
+    }
+}
+
+fn message_days() -> u64 {
+    180
+}
+
+fn retention_interval() -> u64 {
+    3600
+}
+
+/// A hundred years: longer is a typo, and would not fit a time stamp.
+pub const MAX_MESSAGE_DAYS: u64 = 36_500;
+
+/// Reads `retention.message_days` so that a negative, fractional, empty or
+/// textual value is refused with what the key takes, rather than with a
+/// bare type name.
+fn whole_days<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Days;
+    impl serde::de::Visitor<'_> for Days {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "retention.message_days to be a whole number of days (0 keeps messages for ever)",
+            )
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, days: u64) -> Result<u64, E> {
+            Ok(days)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, days: i64) -> Result<u64, E> {
+            u64::try_from(days)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(days), &self))
+        }
+    }
+    deserializer.deserialize_any(Days)
 }
 
 /// How `serve` runs the fixes policy approves.
@@ -424,7 +487,8 @@ impl Config {
     /// joined by `__`: `ORG_MESH_STATE_DIR`, `ORG_MESH_GRAPH__PATH`,
     /// `ORG_MESH_PLUGINS__DIRS` (`:`-separated), `ORG_MESH_POLICIES__DIR`,
     /// `ORG_MESH_IDENTITY__MAPPINGS`, `ORG_MESH_SERVE__LISTEN`,
-    /// `ORG_MESH_SERVE__BODY_LIMIT_BYTES`, `ORG_MESH_SERVE__SYNC_INTERVAL_SECS`.
+    /// `ORG_MESH_SERVE__BODY_LIMIT_BYTES`, `ORG_MESH_SERVE__SYNC_INTERVAL_SECS`,
+    /// `ORG_MESH_RETENTION__MESSAGE_DAYS`, `ORG_MESH_RETENTION__INTERVAL_SECS`.
     /// Logs are set by `ORG_MESH_LOG` and `ORG_MESH_LOG_FORMAT`. Plugin instances take `${NAME}` in their
     /// values instead. Other `ORG_MESH_*` variables (such as `ORG_MESH_LOG`)
     /// belong to the command line and are left alone.
@@ -581,9 +645,22 @@ impl Config {
                 "serve__sync_interval_secs" => {
                     number("a number of seconds").map(|n| self.serve.sync_interval_secs = n)
                 }
+                "retention__message_days" => {
+                    number("a whole number of days").map(|n| self.retention.message_days = n)
+                }
+                "retention__interval_secs" => {
+                    number("a number of seconds").map(|n| self.retention.interval_secs = n)
+                }
                 other
                     if [
-                        "graph", "cache", "plugins", "policies", "identity", "serve", "actions",
+                        "graph",
+                        "cache",
+                        "plugins",
+                        "policies",
+                        "identity",
+                        "serve",
+                        "actions",
+                        "retention",
                     ]
                     .iter()
                     .any(|top| other.starts_with(&format!("{top}__"))) =>
@@ -659,6 +736,12 @@ impl Config {
             problems.push(format!(
                 "cache.redis.url: {:?} is not a redis:// or rediss:// URL",
                 redacted(&redis.url)
+            ));
+        }
+        if self.retention.message_days > MAX_MESSAGE_DAYS {
+            problems.push(format!(
+                "retention.message_days: {} is more than {MAX_MESSAGE_DAYS} days; 0 keeps messages for ever",
+                self.retention.message_days
             ));
         }
         if self.plugins.dirs.is_empty() {
@@ -868,6 +951,72 @@ mod tests {
             [
                 "ORG_MESH_SERVE__BODY_LIMIT_BYTES: \"lots\" is not a byte count",
                 "ORG_MESH_SERVE__COLOUR: no such setting"
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_keeps_messages_half_a_year_unless_told_otherwise() {
+        let config = load("plugins: {dirs: [p]}\npolicies: {dir: q}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(config.retention, RetentionConfig::default());
+        assert_eq!(
+            (
+                config.retention.message_days,
+                config.retention.interval_secs
+            ),
+            (180, 3600)
+        );
+        let config = load(
+            "plugins: {dirs: [p]}\npolicies: {dir: q}\nretention: {message_days: 0, interval_secs: 60}\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(config.retention.message_days, 0);
+        assert_eq!(config.retention.interval_secs, 60);
+    }
+
+    #[test]
+    fn bad_retention_settings_are_refused_by_key() {
+        for (value, said) in [
+            ("-5", "message_days"),
+            ("many", "message_days"),
+            ("~", "message_days"),
+            ("1.5", "message_days"),
+        ] {
+            let err = load(&format!(
+                "plugins: {{dirs: [p]}}\npolicies: {{dir: q}}\nretention:\n  message_days: {value}\n"
+            ))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(err.contains(said), "{value}: {err}");
+        }
+        let err =
+            load("plugins: {dirs: [p]}\npolicies: {dir: q}\nretention: {message_days: 99999}\n")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            err.contains("retention.message_days: 99999 is more than 36500 days"),
+            "{err}"
+        );
+
+        let mut config = load("plugins: {dirs: [p]}\npolicies: {dir: q}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut problems = Vec::new();
+        let vars = [
+            ("ORG_MESH_RETENTION__MESSAGE_DAYS", "-5"),
+            ("ORG_MESH_RETENTION__INTERVAL_SECS", "1"),
+            ("ORG_MESH_RETENTION__KEEP", "yes"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        config.overlay_env(vars.into_iter(), &mut problems);
+        assert_eq!(config.retention.interval_secs, 1);
+        assert_eq!(
+            problems,
+            [
+                "ORG_MESH_RETENTION__KEEP: no such setting",
+                "ORG_MESH_RETENTION__MESSAGE_DAYS: \"-5\" is not a whole number of days",
             ]
         );
     }

@@ -10,4 +10,5 @@ pub mod campaigns;
 pub mod config;
 pub mod pipeline;
 pub mod reload;
+pub mod retention;
 pub mod serve;

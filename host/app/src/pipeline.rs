@@ -486,6 +486,15 @@ pub async fn run(config: &Config, progress: &dyn Progress) -> anyhow::Result<Sca
             .map(|s| format!("identity: {}: {}", s.record, s.reason)),
     );
 
+    // Before detection, so that no finding rests on text past its time.
+    if config.retention.message_days > 0 {
+        progress.step("forgetting expired messages");
+        let swept = crate::retention::sweep_once(twin.store.as_ref(), &config.retention, now());
+        if let Err(e) = swept.await {
+            report.skipped.push(format!("retention: {e}"));
+        }
+    }
+
     progress.step("detecting, deciding and planning");
     let evaluation = twin.evaluate().await?;
     if let Err(e) = crate::campaigns::record(twin.store.as_ref(), &evaluation.findings, now()).await

@@ -8,93 +8,12 @@
 
 mod common;
 
+use common::messages::*;
 use common::*;
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
-
-const REPO_URL: &str = "https://github.com/Codertocat/Hello-World";
 
 /// A word that appears only inside message bodies.
 const CANARY: &str = "quillfeather7781";
-
-fn example(event: &str, action: &str) -> Value {
-    webhook_examples()
-        .into_iter()
-        .find(|(e, b)| e == event && b["action"] == action)
-        .map(|(_, b)| b)
-        .unwrap_or_else(|| panic!("no {event}.{action} example"))
-}
-
-fn days_ago(days: i64) -> String {
-    (OffsetDateTime::now_utc() - Duration::days(days))
-        .format(&Rfc3339)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn user(login: &str, id: u64) -> Value {
-    json!({"login": login, "id": id, "type": "User", "site_admin": false})
-}
-
-/// An issue opened by `login`, `days` ago.
-fn issue(number: u64, login: &str, id: u64, days: i64, body: &str) -> String {
-    let mut b = example("issues", "opened");
-    b["issue"]["number"] = json!(number);
-    b["issue"]["id"] = json!(9_000_000 + number);
-    b["issue"]["user"] = user(login, id);
-    b["issue"]["author_association"] = json!("NONE");
-    b["issue"]["created_at"] = json!(days_ago(days));
-    b["issue"]["title"] = json!("Is this project still maintained?");
-    b["issue"]["body"] = json!(body);
-    b["issue"]["html_url"] = json!(format!("{REPO_URL}/issues/{number}"));
-    b["sender"] = user(login, id);
-    b.to_string()
-}
-
-/// A comment by `login` on issue `number`, `days` ago.
-fn comment(comment_id: u64, number: u64, login: &str, id: u64, days: i64, body: &str) -> String {
-    let mut b = example("issue_comment", "created");
-    b["issue"]["number"] = json!(number);
-    b["comment"]["id"] = json!(comment_id);
-    b["comment"]["user"] = user(login, id);
-    b["comment"]["author_association"] = json!("NONE");
-    b["comment"]["created_at"] = json!(days_ago(days));
-    b["comment"]["body"] = json!(body);
-    b["comment"]["html_url"] = json!(format!(
-        "{REPO_URL}/issues/{number}#issuecomment-{comment_id}"
-    ));
-    b["sender"] = user(login, id);
-    b.to_string()
-}
-
-/// `login` added to the repository with `permission`, now.
-fn collaborator(login: &str, id: u64, permission: &str) -> String {
-    let mut b = example("member", "added");
-    b["member"] = user(login, id);
-    b["changes"] = json!({"permission": {"to": permission}});
-    b.to_string()
-}
-
-async fn deliver(http: &reqwest::Client, base: &str, event: &str, n: usize, body: String) {
-    let url = format!("{base}/webhooks/github/github");
-    let delivery = format!("narrative-{n}");
-    let resp = signed(http, &url, event, Some(&delivery), body).await;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    assert_eq!(status, 202, "{event} {n}: {text}");
-}
-
-async fn campaign(http: &reqwest::Client, base: &str) -> Option<Value> {
-    settled(http, base).await;
-    let (status, body) = get_json(
-        http,
-        &format!("{base}/api/v1/findings?rule=narrative-campaign"),
-        Some(VIEWER),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["findings"].as_array().and_then(|f| f.first().cloned())
-}
 
 fn texts(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v
@@ -129,53 +48,7 @@ async fn pressure_then_a_grant_becomes_a_critical_campaign_without_text_in_the_l
         collaborator("Codertocat", 21031067, "admin"),
     )
     .await;
-    let script: [(&str, String); 4] = [
-        (
-            "issues",
-            issue(
-                77,
-                "rill-ostrander",
-                91_000_001,
-                40,
-                "Is this project still alive? Pull requests wait for weeks and nothing gets merged. @Codertocat",
-            ),
-        ),
-        (
-            "issue_comment",
-            comment(
-                81_000_001,
-                77,
-                "vessa-quill",
-                91_000_002,
-                33,
-                &format!(
-                    "Same question. The project needs a co-maintainer with merge rights; @helper-dev knows the code. {CANARY}"
-                ),
-            ),
-        ),
-        (
-            "issue_comment",
-            comment(
-                81_000_002,
-                78,
-                "rill-ostrander",
-                91_000_001,
-                25,
-                "Three weeks and no answer. Add a co-maintainer now or admit the project is dead.",
-            ),
-        ),
-        (
-            "issue_comment",
-            comment(
-                81_000_003,
-                78,
-                "taddeo-brix",
-                91_000_003,
-                20,
-                "Agree with the others. Please hand it to @helper-dev now instead of letting it rot.",
-            ),
-        ),
-    ];
+    let script = pressure(CANARY);
     for (n, (event, body)) in script.into_iter().enumerate() {
         deliver(&http, &base, event, n + 1, body).await;
     }

@@ -11,6 +11,7 @@
 //! Values are serde_json: simple and readable with any redb tool. It is the
 //! first thing to change if ingest speed ever matters.
 
+mod forget;
 mod keys;
 mod read;
 mod write;
@@ -35,7 +36,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::prepare::{Prepared, check_time};
-use crate::{Applied, GraphStore, StoreError};
+use crate::{Applied, Forgotten, GraphStore, StoreError};
 
 /// Bumped whenever a table or value layout changes; a file with another
 /// version is refused rather than misread.
@@ -216,6 +217,15 @@ impl GraphStore for EmbeddedStore {
         Ok(applied)
     }
 
+    #[tracing::instrument(name = "org_mesh.store.forget", skip_all, fields(nodes = nodes.len()))]
+    async fn forget(&self, nodes: &[NodeRef]) -> Result<Forgotten, StoreError> {
+        let nodes = nodes.to_vec();
+        let forgotten = self
+            .run(move |db, location| forget::forget(db, location, &nodes))
+            .await?;
+        Ok(forgotten.logged())
+    }
+
     async fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, StoreError> {
         let node = node.clone();
         self.run(move |db, location| read::node(db, location, &node))
@@ -320,6 +330,36 @@ where
     found
         .map(|bytes| decode(location, key, bytes.value()))
         .transpose()
+}
+
+/// The edges whose incoming-index key starts with `prefix`, each with its
+/// key in the edges table.
+fn scan_incoming<I, E>(
+    index: &I,
+    edges: &E,
+    location: &Location,
+    prefix: &str,
+) -> Result<Vec<(String, StoredEdge)>, StoreError>
+where
+    I: ReadableTable<&'static str, &'static str>,
+    E: ReadableTable<&'static str, &'static [u8]>,
+{
+    const SCANNING: &str = "scanning incoming edges";
+    let mut out_keys = Vec::new();
+    for item in index.range(prefix..).during(location, SCANNING)? {
+        let (key, out_key) = item.during(location, SCANNING)?;
+        if !key.value().starts_with(prefix) {
+            break;
+        }
+        out_keys.push(out_key.value().to_owned());
+    }
+    let mut found = Vec::with_capacity(out_keys.len());
+    for key in out_keys {
+        if let Some(edge) = get_json(edges, location, &key)? {
+            found.push((key, edge));
+        }
+    }
+    Ok(found)
 }
 
 /// Every JSON record whose key starts with `prefix`, in key order.

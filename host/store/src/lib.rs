@@ -66,11 +66,32 @@ pub use neo4j::{Neo4jOptions, Neo4jStore};
 ///   for `NotObserved`, as the fact no longer holds as far as its source
 ///   knows. `Unchanged` writes no entry, so applying the same batch twice
 ///   leaves the log as it was.
+///
+/// # What `forget` does
+///
+/// `forget` is the one way records leave the twin: for retention, when
+/// what they hold may no longer be kept. It removes each named node, every
+/// edge that starts or ends at one, and every change log entry of those
+/// nodes and edges, in one atomic step that runs one after the other with
+/// `apply`, so no batch sees half of it. Nodes the store does not hold are
+/// ignored, so forgetting twice is harmless. The seqs of removed entries
+/// are not reused: the log has gaps where they were. A later batch that
+/// reports a forgotten node again adds it as new, with a fresh
+/// `first_seen` and history.
+///
+/// Removal is logical. Both backends may keep the bytes of removed records
+/// in free space of their files (redb's free pages, Neo4j's store files and
+/// transaction logs) until that space is reused or the files are compacted,
+/// so someone who can read the files may still find them.
 #[async_trait]
 pub trait GraphStore: Send + Sync + std::fmt::Debug {
     /// Applies what `source` observed at `at`; see the trait docs.
     async fn apply(&self, source: &str, at: Timestamp, batch: Batch)
     -> Result<Applied, StoreError>;
+
+    /// Removes `nodes`, their edges and all their history; see the trait
+    /// docs.
+    async fn forget(&self, nodes: &[NodeRef]) -> Result<Forgotten, StoreError>;
 
     async fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, StoreError>;
 
@@ -112,6 +133,38 @@ pub struct Applied {
     /// One entry per record written or marked, `Unchanged` ones included.
     pub changes: ChangeSet,
     pub skipped: Vec<Skipped>,
+}
+
+/// What [`GraphStore::forget`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub nodes: u64,
+    /// Edges at the forgotten nodes, in either direction, each counted once.
+    pub edges: u64,
+    /// Change log entries of the forgotten nodes and edges.
+    pub history: u64,
+}
+
+impl Forgotten {
+    /// Logs what a backend removed, as counts: what the records held is
+    /// exactly what must not reach a log.
+    fn logged(self) -> Forgotten {
+        tracing::debug!(
+            nodes = self.nodes,
+            edges = self.edges,
+            history = self.history,
+            "Forgot records"
+        );
+        self
+    }
+}
+
+impl std::ops::AddAssign for Forgotten {
+    fn add_assign(&mut self, other: Forgotten) {
+        self.nodes += other.nodes;
+        self.edges += other.edges;
+        self.history += other.history;
+    }
 }
 
 /// A record that was not applied, and why.

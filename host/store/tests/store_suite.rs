@@ -1,4 +1,4 @@
-//! The graph store suite. `suite` and `identity` take any
+//! The graph store suite. `suite`, `forget` and `identity` take any
 //! `Arc<dyn GraphStore>`, so every backend runs the same checks; the
 //! `embedded` module runs them on the redb store and adds what only a file
 //! can show (restarts, corruption, schema versions). The `neo4j` module runs
@@ -140,6 +140,10 @@ macro_rules! shared_suite {
         suite::concurrent_applies_all_land,
         suite::a_healthy_store_answers_ping,
         suite::stale_observations_change_nothing,
+        forget::forgetting_removes_a_node_its_edges_and_their_history,
+        forget::forgetting_twice_or_unknown_nodes_is_harmless,
+        forget::a_forgotten_node_comes_back_afresh,
+        forget::forget_and_apply_never_leave_a_dangling_edge,
         identity::people_come_from_idp_accounts,
         identity::explicit_mapping,
         identity::scim_external_id,
@@ -154,6 +158,9 @@ macro_rules! shared_suite {
 
 #[path = "store_suite/suite.rs"]
 mod suite;
+
+#[path = "store_suite/forget.rs"]
+mod forget;
 
 #[path = "store_suite/identity.rs"]
 mod identity;

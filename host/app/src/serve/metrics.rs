@@ -2,7 +2,8 @@
 //! operators' dashboards and alerts: change them only with a migration note.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 #[derive(Debug, Clone)]
@@ -19,6 +20,7 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub changes: IntCounterVec,
     pub backend_up: IntGaugeVec,
+    pub messages_forgotten: IntCounter,
 }
 
 impl Metrics {
@@ -130,6 +132,10 @@ impl Metrics {
                 ),
                 &["backend"],
             )?,
+            messages_forgotten: IntCounter::new(
+                "org_mesh_messages_forgotten_total",
+                "Messages removed from the twin, with their edges and history, by retention",
+            )?,
         };
         registry.register(Box::new(m.ingest_duration.clone()))?;
         registry.register(Box::new(m.nodes.clone()))?;
@@ -143,6 +149,7 @@ impl Metrics {
         registry.register(Box::new(m.queue_depth.clone()))?;
         registry.register(Box::new(m.changes.clone()))?;
         registry.register(Box::new(m.backend_up.clone()))?;
+        registry.register(Box::new(m.messages_forgotten.clone()))?;
         // Series with known labels exist from the start at zero, so that
         // dashboards and alerts see them before the first event.
         for outcome in ["applied", "failed", "unreadable"] {

@@ -19,6 +19,7 @@ mod health;
 mod metrics;
 mod openapi;
 mod reloads;
+mod retention;
 mod scim;
 mod webhooks;
 
@@ -632,6 +633,7 @@ pub async fn run(
     let mut watches = reloads::watch(&service);
     watches.push(tokio::spawn(reobserve(service.clone())));
     watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
+    watches.push(tokio::spawn(retention::run(service.clone())));
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {

@@ -7,6 +7,8 @@
     reason = "each test binary uses its own part of these helpers"
 )]
 
+pub mod messages;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

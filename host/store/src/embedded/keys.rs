@@ -60,6 +60,11 @@ pub(super) fn node(node: &NodeRef) -> String {
     join(&[&node.label, &node.key])
 }
 
+/// The prefix of every edge at `node`, of any kind, in either table.
+pub(super) fn node_prefix(node: &NodeRef) -> String {
+    prefix(&[&node.label, &node.key])
+}
+
 /// The prefix of every node key with `label`.
 pub(super) fn label_prefix(label: &str) -> String {
     prefix(&[label])
@@ -122,5 +127,11 @@ mod tests {
         assert!(!edge_has_kind(&key, "OWNS"));
         assert!(key.starts_with(&adjacency_prefix(&a, "MEMBER_OF")));
         assert!(edge_in("MEMBER_OF", &a, &b).starts_with(&adjacency_prefix(&b, "MEMBER_OF")));
+        assert!(key.starts_with(&node_prefix(&a)));
+        assert!(edge_in("MEMBER_OF", &a, &b).starts_with(&node_prefix(&b)));
+        let longer = NodeRef::new("A", "10");
+        assert!(
+            !edge_out("MEMBER_OF", &longer, &b).starts_with(&node_prefix(&NodeRef::new("A", "1")))
+        );
     }
 }

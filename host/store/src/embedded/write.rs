@@ -10,7 +10,7 @@ use redb::{Database, MultimapTable, ReadableTable, Table, WriteTransaction};
 
 use super::{
     During, EDGES, EDGES_IN, HISTORY, LOG, Location, META, NEXT_SEQ_KEY, NODES, encode, get_json,
-    keys, scan_json,
+    keys, scan_incoming, scan_json,
 };
 use crate::prepare::{Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
@@ -245,22 +245,7 @@ impl<'t> Writer<'t> {
         kind: &str,
     ) -> Result<Vec<(String, StoredEdge)>, StoreError> {
         let prefix = keys::adjacency_prefix(node, kind);
-        let mut out_keys = Vec::new();
-        let range = self.incoming.range(prefix.as_str()..);
-        for item in range.during(self.location, "scanning incoming edges")? {
-            let (key, out_key) = item.during(self.location, "scanning incoming edges")?;
-            if !key.value().starts_with(&prefix) {
-                break;
-            }
-            out_keys.push(out_key.value().to_owned());
-        }
-        let mut edges = Vec::with_capacity(out_keys.len());
-        for key in out_keys {
-            if let Some(edge) = get_json(&self.edges, self.location, &key)? {
-                edges.push((key, edge));
-            }
-        }
-        Ok(edges)
+        scan_incoming(&self.incoming, &self.edges, self.location, &prefix)
     }
 
     fn mark_edges(

@@ -21,6 +21,7 @@
 //! and `ORG_MESH_TEST_NEO4J_URL=$(cat DIR/bolt-url) cargo test -p
 //! org-mesh-store`.
 
+mod forget;
 mod read;
 mod schema;
 mod write;
@@ -40,7 +41,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::prepare::{Prepared, check_time};
-use crate::{Applied, GraphStore, StoreError};
+use crate::{Applied, Forgotten, GraphStore, StoreError};
 
 /// How to reach the database, and how long to wait for it.
 ///
@@ -438,6 +439,11 @@ impl GraphStore for Neo4jStore {
             "Applied a batch"
         );
         Ok(applied)
+    }
+
+    #[tracing::instrument(name = "org_mesh.store.forget", skip_all, fields(nodes = nodes.len()))]
+    async fn forget(&self, nodes: &[NodeRef]) -> Result<Forgotten, StoreError> {
+        Ok(forget::forget(self, nodes).await?.logged())
     }
 
     async fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, StoreError> {

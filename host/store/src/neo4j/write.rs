@@ -14,7 +14,7 @@ use super::{Neo4jStore, Transaction, encode, entity_key};
 use crate::prepare::{EdgeKey, Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
 
-type Params = HashMap<String, BoltType>;
+pub(super) type Params = HashMap<String, BoltType>;
 
 pub(super) async fn apply(
     store: &Neo4jStore,
@@ -46,8 +46,11 @@ pub(super) async fn apply(
 }
 
 /// Takes the write lock of the counter and reads the next seq. Every apply
-/// starts here, so applies run one after the other.
-async fn lock_counter(store: &Neo4jStore, txn: &mut Transaction) -> Result<u64, StoreError> {
+/// and every forget starts here, so they run one after the other.
+pub(super) async fn lock_counter(
+    store: &Neo4jStore,
+    txn: &mut Transaction,
+) -> Result<u64, StoreError> {
     let q = query(
         "MERGE (c:ChangeLogCounter {name: 'change_log'}) ON CREATE SET c.next = 1 \
          SET c.locked = true REMOVE c.locked RETURN c.next AS next",
@@ -269,7 +272,7 @@ impl Writer<'_> {
     }
 }
 
-fn rows_param(rows: Vec<Params>) -> BoltType {
+pub(super) fn rows_param(rows: Vec<Params>) -> BoltType {
     BoltType::from(rows)
 }
 
@@ -282,6 +285,17 @@ fn seq_param(seq: u64) -> i64 {
 fn ref_row(prefix: &str, node: &NodeRef, row: &mut Params) {
     row.insert(format!("{prefix}label"), node.label.as_str().into());
     row.insert(format!("{prefix}key"), node.key.as_str().into());
+}
+
+/// One `{label, key}` row per node.
+pub(super) fn ref_rows<'a>(refs: impl IntoIterator<Item = &'a NodeRef>) -> Vec<Params> {
+    refs.into_iter()
+        .map(|r| {
+            let mut row = Params::new();
+            ref_row("", r, &mut row);
+            row
+        })
+        .collect()
 }
 
 fn node_row(node: &StoredNode) -> Result<Params, StoreError> {
@@ -322,14 +336,7 @@ async fn fetch_nodes(
     if refs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows: Vec<Params> = refs
-        .iter()
-        .map(|r| {
-            let mut row = Params::new();
-            ref_row("", r, &mut row);
-            row
-        })
-        .collect();
+    let rows = ref_rows(refs);
     let q = query(
         "UNWIND $rows AS row \
          MATCH (n:Entity {label: row.label, key: row.key}) RETURN n.record AS record",
