@@ -8,7 +8,6 @@
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
-
 use std::sync::Arc;
 
 use org_mesh_app::config::Config;

@@ -165,6 +165,9 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/status", get(status))
         .route("/api/v1/reloads", get(reloads))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/campaigns/{fingerprint}", get(campaign))
 }
 
 pub async fn not_found() -> ApiError {
@@ -217,7 +220,7 @@ async fn metrics(State(service): State<Arc<Service>>) -> Result<Response, ApiErr
     Ok((headers, text).into_response())
 }
 
-fn reported_json(r: &Reported) -> Value {
+pub(super) fn reported_json(r: &Reported) -> Value {
     let f = &r.finding;
     json!({
         "fingerprint": f.fingerprint,
@@ -545,4 +548,177 @@ async fn reload(caller: Caller, State(service): State<Arc<Service>>) -> Result<R
 
 async fn openapi() -> Json<Value> {
     Json(super::openapi::document())
+}
+
+/// The caller's token name and role, so a client can show only what that
+/// role may do.
+async fn whoami(caller: Caller) -> Json<Value> {
+    Json(json!({"name": caller.name, "role": caller.role}))
+}
+
+/// Server-sent events naming the part of the state that changed; see
+/// [`super::events`].
+async fn events(caller: Caller, State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
+    let place = service.events.admit().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "no event stream free: at most {} are open per replica, or the service is stopping",
+                super::events::MAX_STREAMS
+            ),
+        )
+    })?;
+    tracing::debug!(by = %caller.name, "Event stream opened");
+    Ok(super::events::stream(&service, place).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignQuery {
+    /// How many of the cited messages to include, oldest first.
+    messages: Option<usize>,
+}
+
+/// Sample messages a campaign view includes unless asked otherwise.
+const CAMPAIGN_MESSAGES: usize = 50;
+
+/// A narrative campaign in one answer: its finding, the accounts it
+/// involves, what it targets, the messages it cites (with their authors)
+/// and a timeline of messages, evidence and changes of the campaign.
+async fn campaign(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Path(fingerprint): Path<String>,
+    Query(query): Query<CampaignQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let node = NodeRef::new(crate::campaigns::LABEL, fingerprint.clone());
+    let store = &service.twin.store;
+    let stored = store.node(&node).await.map_err(ApiError::internal)?;
+    let Some(stored) = stored else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no narrative campaign {fingerprint}"),
+        ));
+    };
+    let finding = service
+        .fresh_findings()
+        .await
+        .findings
+        .iter()
+        .find(|r| r.finding.fingerprint == fingerprint)
+        .map(|r| (reported_json(r), r.finding.evidence.clone()));
+    let linked = |kind: &'static str| {
+        let node = node.clone();
+        async move {
+            store
+                .neighbours(&node, kind, Direction::Outgoing)
+                .await
+                .map_err(ApiError::internal)
+        }
+    };
+    let accounts: Vec<Value> = linked("INVOLVES")
+        .await?
+        .into_iter()
+        .map(|(_, n)| stored_json(&n))
+        .collect();
+    let targets: Vec<Value> = linked("TARGETS")
+        .await?
+        .into_iter()
+        .map(|(_, n)| stored_json(&n))
+        .collect();
+    let mut messages = Vec::new();
+    for (_, m) in linked("CITES").await? {
+        let authors = store
+            .neighbours(&m.node.reference(), "AUTHORED", Direction::Incoming)
+            .await
+            .map_err(ApiError::internal)?;
+        let mut shown = stored_json(&m);
+        shown["author"] = authors
+            .first()
+            .map(|(_, a)| json!(a.node.key))
+            .unwrap_or(Value::Null);
+        messages.push(shown);
+    }
+    let at = |v: &Value| {
+        v["properties"]["created_at"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    messages.sort_by_key(|m| instant(&m["properties"]["created_at"]));
+    let total = messages.len();
+    messages.truncate(query.messages.unwrap_or(CAMPAIGN_MESSAGES));
+
+    let mut timeline: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({"at": at(m), "what": "message", "subject": m["key"], "by": m["author"],
+                   "text": m["properties"]["title"].as_str().or(m["properties"]["kind"].as_str())})
+        })
+        .collect();
+    let evidence = finding.as_ref().map(|(_, e)| e.as_slice()).unwrap_or(&[]);
+    for e in evidence.iter().filter(|e| e.subject.label != "Message") {
+        timeline.push(
+            json!({"at": rfc3339(e.provenance.first_seen), "what": "evidence",
+            "subject": e.subject.to_string(), "source": e.provenance.source, "text": e.statement}),
+        );
+    }
+    let history = store
+        .history(&EntityId::Node(node))
+        .await
+        .map_err(ApiError::internal)?;
+    // Only the changes a reader cares about: when the campaign appeared and
+    // each change of its severity.
+    let mut was = None;
+    for h in &history {
+        let severity = h
+            .after
+            .as_ref()
+            .and_then(|p| p.get("severity"))
+            .and_then(|v| v.as_str());
+        if severity.is_some() && severity == was {
+            continue;
+        }
+        was = severity;
+        timeline.push(
+            json!({"at": rfc3339(h.at), "what": "campaign", "change": h.kind,
+            "text": severity.map(|s| format!("severity {s}"))}),
+        );
+    }
+    timeline.sort_by_key(|t| instant(&t["at"]));
+    Ok(Json(json!({
+        "campaign": stored_json(&stored),
+        "finding": finding.map(|(f, _)| f),
+        "accounts": accounts,
+        "targets": targets,
+        "messages": messages,
+        "messages_total": total,
+        "timeline": timeline,
+    })))
+}
+
+/// A node with plain JSON properties, for clients that only display them.
+fn stored_json(n: &org_mesh_model::StoredNode) -> Value {
+    json!({
+        "label": n.node.label,
+        "key": n.node.key,
+        "properties": properties_to_json(&n.node.properties),
+        "provenance": n.provenance,
+    })
+}
+
+/// A time the API shows, for ordering: offsets differ between sources, so
+/// their texts do not sort.
+fn instant(v: &Value) -> Option<org_mesh_model::Timestamp> {
+    let text = v.as_str()?;
+    org_mesh_model::Timestamp::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn rfc3339(at: org_mesh_model::Timestamp) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

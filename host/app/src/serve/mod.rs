@@ -15,6 +15,8 @@
 mod api;
 mod auth;
 mod changes;
+mod console;
+mod events;
 mod health;
 mod metrics;
 mod openapi;
@@ -163,6 +165,8 @@ pub struct Service {
     reobserve: tokio::sync::Notify,
     /// The SCIM routes, when a connector serves SCIM.
     scim: Option<Arc<org_mesh_scim::ScimService>>,
+    /// Live updates for the console.
+    events: events::Feed,
 }
 
 impl std::fmt::Debug for Service {
@@ -252,6 +256,7 @@ impl Service {
             reloading: Mutex::new(()),
             reobserve: tokio::sync::Notify::new(),
             scim,
+            events: events::Feed::default(),
         });
         sink.attach(&service);
         Ok(service)
@@ -592,6 +597,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(webhooks::routes())
         .merge(api::routes())
         .layer(axum::middleware::map_response(api::one_error_shape))
+        .merge(console::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service);
     if let Some(scim) = scim {
@@ -634,6 +640,7 @@ pub async fn run(
     watches.push(tokio::spawn(reobserve(service.clone())));
     watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
     watches.push(tokio::spawn(retention::run(service.clone())));
+    watches.push(tokio::spawn(events::watch_state(service.clone())));
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {
@@ -655,8 +662,10 @@ pub async fn run(
 
     let app = router(service.clone());
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let feed = service.clone();
     let graceful = async move {
         shutdown.await;
+        feed.events.close();
         let _ = stopping.send(());
     };
     let serving = axum::serve(listener, app).with_graceful_shutdown(graceful);
