@@ -11,6 +11,8 @@
 //! names by secret (as `AuthScheme` says), and records waits instead of
 //! sleeping. It refuses every address but 127.0.0.1.
 
+pub mod cassette;
+
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -139,8 +141,15 @@ impl Server {
     /// Serves the script on a free port of 127.0.0.1, one connection at a
     /// time, every request on its own connection.
     pub fn start(steps: Vec<Step>) -> io::Result<Self> {
+        Self::start_with(|_| steps)
+    }
+
+    /// As `start`, with a script that needs the server's own base URL, such
+    /// as answers whose links point back at the server.
+    pub fn start_with(script: impl FnOnce(&str) -> Vec<Step>) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = listener.local_addr()?;
+        let steps = script(&format!("http://{address}"));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || serve(&listener, steps, &flag));
@@ -267,7 +276,7 @@ fn mismatches(step: &Step, got: &Received) -> Vec<String> {
 
 /// Reads one HTTP/1.1 request with a `content-length` body, as the
 /// transport below sends it.
-fn read_request(stream: &TcpStream) -> io::Result<Received> {
+pub(crate) fn read_request(stream: &TcpStream) -> io::Result<Received> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -316,7 +325,7 @@ fn content_length(headers: &[(String, String)]) -> io::Result<usize> {
     }
 }
 
-fn write_response(
+pub(crate) fn write_response(
     stream: &mut TcpStream,
     status: u16,
     headers: &[(String, String)],

@@ -36,6 +36,9 @@ pub enum Check {
     /// An executor's `execute` makes only calls its `plan` announced, and a
     /// second `execute` with the same key changes nothing.
     PlanExecuteAgree,
+    /// A connector's `sync`, served only by a recorded cassette, makes
+    /// exactly the recorded requests in order and yields records.
+    ReplaysCassette,
 }
 
 /// How a call may end and still pass a `survives` check.
@@ -109,6 +112,10 @@ pub struct SyncInput {
     pub cursor: Option<String>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// A cassette in the case folder (see `org_mesh_plugin_testkit::cassette`)
+    /// that alone answers the connector's HTTP requests.
+    #[serde(default)]
+    pub cassette: Option<PathBuf>,
 }
 
 /// Where a detector's change set comes from.
@@ -229,6 +236,10 @@ struct CaseFile {
     /// For executors: what the scripted HTTP server expects, in order.
     #[serde(default)]
     server: Vec<Exchange>,
+    /// Appended to the scripted server's URL where the config names it,
+    /// for APIs whose root is below the host, such as GitLab's `/api/v4`.
+    #[serde(default)]
+    server_path: String,
     /// Config values set over the ones the suite derives from the schema.
     #[serde(default)]
     config: serde_json::Map<String, serde_json::Value>,
@@ -259,6 +270,8 @@ pub struct Setup {
     pub about: String,
     pub input: Option<Input>,
     pub server: Vec<Exchange>,
+    /// Appended to the scripted server's URL in the config.
+    pub server_path: String,
     pub limits: LimitsChange,
     pub manifest: ManifestChange,
     /// Config values set over the ones the suite derives from the schema.
@@ -308,6 +321,7 @@ impl Case {
             about: file.about,
             input: file.input.clone(),
             server: file.server.clone(),
+            server_path: file.server_path.clone(),
             limits: LimitsChange::default(),
             manifest: ManifestChange::default(),
             config: file.config.clone(),
@@ -319,6 +333,7 @@ impl Case {
             about: twin.about,
             input: twin.input.or(file.input),
             server: twin.server.unwrap_or(file.server),
+            server_path: file.server_path,
             limits: twin.limits,
             manifest: twin.manifest,
             config: twin_config,

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use org_mesh_model as model;
+use org_mesh_plugin_testkit::cassette::Cassette;
 use org_mesh_plugin_testkit::{Server, expect};
 use org_mesh_runtime::{ActionRequest, Attachment, Capability, Failure, Incoming, Kind, Plugin};
 
@@ -58,6 +59,9 @@ pub async fn run(subject: &Subject, case: &Case, half: &Setup) -> Result<(), Str
         }
         (crate::case::Check::PlanExecuteAgree, Some(Input::Action(action))) => {
             plan_execute_agree(subject, &plugin, half, action).await
+        }
+        (crate::case::Check::ReplaysCassette, Some(Input::Sync(sync))) => {
+            replays_cassette(subject, &plugin, half, sync, &case.folder).await
         }
         (check, _) => Err(format!("the {check:?} check has no input it can use")),
     }
@@ -212,7 +216,8 @@ async fn plan_execute_agree(
 ) -> Result<(), String> {
     let steps = half.server.iter().map(step).collect();
     let server = Server::start(steps).map_err(|e| format!("cannot start the server: {e}"))?;
-    let bound = subject.bind(plugin, &half.config, Some(&server.base_url()))?;
+    let api = format!("{}{}", server.base_url(), half.server_path);
+    let bound = subject.bind(plugin, &half.config, Some(&api))?;
     let mut verdict = Ok(());
     for request in actions(&bound, action)? {
         verdict = agree(&bound, &request).await;
@@ -259,6 +264,67 @@ async fn agree(plugin: &Plugin, request: &ActionRequest) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Syncs until the connector says it is done, answered only by the
+/// cassette. A request the cassette does not expect gets a 500, so the
+/// sync usually fails too; the cassette's complaint names the request and
+/// comes first.
+async fn replays_cassette(
+    subject: &Subject,
+    plugin: &Plugin,
+    half: &Setup,
+    sync: &SyncInput,
+    folder: &Path,
+) -> Result<(), String> {
+    let file = sync
+        .cassette
+        .as_ref()
+        .ok_or("the replays-cassette check needs input.sync.cassette")?;
+    let cassette = Cassette::load(&folder.join(file)).map_err(|e| e.to_string())?;
+    let server = Server::start_with(|base| cassette.steps(base))
+        .map_err(|e| format!("cannot start the cassette's server: {e}"))?;
+    let bound = subject.bind(plugin, &half.config, Some(&server.base_url()))?;
+    let synced = sync_to_the_end(&bound, sync, folder).await;
+    server
+        .finish()
+        .check()
+        .map_err(|e| format!("the requests differ from the cassette: {e}"))?;
+    if synced?.nodes.is_empty() {
+        return Err("the replayed sync yields no records".into());
+    }
+    Ok(())
+}
+
+/// The batches of every `sync` call until `more` is unset, merged.
+async fn sync_to_the_end(
+    plugin: &Plugin,
+    sync: &SyncInput,
+    folder: &Path,
+) -> Result<model::Batch, String> {
+    const MAX_CALLS: usize = 100;
+    let attachments = attachments(sync, folder)?;
+    let mut cursor = sync.cursor.clone();
+    let mut batch = model::Batch::default();
+    for _ in 0..MAX_CALLS {
+        let out = plugin
+            .sync(cursor.clone(), &attachments)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(first) = out.skipped.first() {
+            return Err(format!(
+                "the host refused {} record(s), first: {first}",
+                out.skipped.len()
+            ));
+        }
+        batch.nodes.extend(out.batch.nodes);
+        batch.edges.extend(out.batch.edges);
+        if !out.more {
+            return Ok(batch);
+        }
+        cursor = out.cursor;
+    }
+    Err(format!("sync still had more after {MAX_CALLS} calls"))
 }
 
 fn step(exchange: &Exchange) -> org_mesh_plugin_testkit::Step {

@@ -231,6 +231,7 @@ impl Subject {
             grants.http_hosts = vec![
                 server
                     .and_then(|s| s.strip_prefix("http://"))
+                    .and_then(|s| s.split('/').next())
                     .unwrap_or("127.0.0.1:9")
                     .to_string(),
             ];
