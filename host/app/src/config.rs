@@ -363,6 +363,11 @@ fn neo4j_timeout() -> u64 {
 pub struct PluginsConfig {
     /// Folders whose subfolders each hold a plugin's `manifest.yaml`.
     pub dirs: Vec<PathBuf>,
+    /// Where compiled plugins are kept between starts; `state_dir`'s
+    /// `plugin-cache` unless set. Several processes may share one: entries
+    /// are keyed by content and engine, and written atomically.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
     /// Sandbox limits; defaults suit the first-party plugins.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -485,8 +490,8 @@ impl Config {
 
     /// Sets settings from `ORG_MESH_<PATH>` variables, the path's parts
     /// joined by `__`: `ORG_MESH_STATE_DIR`, `ORG_MESH_GRAPH__PATH`,
-    /// `ORG_MESH_PLUGINS__DIRS` (`:`-separated), `ORG_MESH_POLICIES__DIR`,
-    /// `ORG_MESH_IDENTITY__MAPPINGS`, `ORG_MESH_SERVE__LISTEN`,
+    /// `ORG_MESH_PLUGINS__DIRS` (`:`-separated), `ORG_MESH_PLUGINS__CACHE_DIR`,
+    /// `ORG_MESH_POLICIES__DIR`, `ORG_MESH_IDENTITY__MAPPINGS`, `ORG_MESH_SERVE__LISTEN`,
     /// `ORG_MESH_SERVE__BODY_LIMIT_BYTES`, `ORG_MESH_SERVE__SYNC_INTERVAL_SECS`,
     /// `ORG_MESH_RETENTION__MESSAGE_DAYS`, `ORG_MESH_RETENTION__INTERVAL_SECS`.
     /// Logs are set by `ORG_MESH_LOG` and `ORG_MESH_LOG_FORMAT`. Plugin instances take `${NAME}` in their
@@ -562,6 +567,10 @@ impl Config {
                 }
                 "cache__reclaim_after_secs" => {
                     number("a number of seconds").map(|n| self.cache.reclaim_after_secs = n)
+                }
+                "plugins__cache_dir" => {
+                    self.plugins.cache_dir = Some(PathBuf::from(value));
+                    Ok(())
                 }
                 "plugins__dirs" => {
                     self.plugins.dirs = value
@@ -795,6 +804,9 @@ impl Config {
             abs(p);
         }
         self.plugins.dirs.iter_mut().for_each(abs);
+        if let Some(p) = &mut self.plugins.cache_dir {
+            abs(p);
+        }
         abs(&mut self.policies.dir);
         if let Some(p) = &mut self.identity.mappings {
             abs(p);
@@ -802,6 +814,14 @@ impl Config {
         for inst in self.connectors.iter_mut() {
             inst.attachments.values_mut().for_each(abs);
         }
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugins
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("plugin-cache"))
     }
 
     pub fn store_path(&self) -> PathBuf {

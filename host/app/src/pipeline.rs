@@ -232,7 +232,7 @@ impl Twin {
         let runtime = Runtime::new(
             RuntimeOptions {
                 limits: config.limits(),
-                cache_dir: Some(config.state_dir.join("plugin-cache")),
+                cache_dir: Some(config.plugin_cache_dir()),
                 ..RuntimeOptions::default()
             },
             coordination.clone(),

@@ -55,6 +55,10 @@ fn scan(config: &Path) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
         .args(["scan", "--json", "--config"])
         .arg(config)
+        .env(
+            "ORG_MESH_PLUGINS__CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
+        )
         .env("GITHUB_API_URL", &scenario.api_url)
         .env("GITHUB_API_HOST", replay().host())
         .env("GITHUB_TOKEN", GITHUB_TOKEN)

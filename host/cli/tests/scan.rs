@@ -48,6 +48,12 @@ impl Scan {
             .arg(config)
             .args(args)
             .env("ORG_MESH_STATE_DIR", self.state.path())
+            // Shared with the other scans: compiling every plugin again per
+            // test costs minutes of CPU.
+            .env(
+                "ORG_MESH_PLUGINS__CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
+            )
             .env("GITHUB_API_URL", &scenario.api_url)
             .env("GITHUB_API_HOST", replay().host())
             .env("GITHUB_TOKEN", GITHUB_TOKEN)
