@@ -89,33 +89,9 @@ async fn start_replica(settings: &[(String, String)]) -> Server {
     start_with(&pairs).await
 }
 
-/// One delivery of the burst: its id and its body.
-struct Delivery {
-    id: String,
-    login: String,
-    body: String,
-}
-
-/// `n` member_added deliveries, each for a different person, built from
-/// GitHub's published example.
+/// `n` deliveries, each adding a different person.
 fn burst(n: usize) -> Vec<Delivery> {
-    let (_, example) = webhook_examples()
-        .into_iter()
-        .find(|(event, p)| event == "organization" && p["action"] == "member_added")
-        .unwrap_or_else(|| panic!("no member_added example"));
-    (0..n)
-        .map(|i| {
-            let login = format!("burst-member-{i}");
-            let mut payload = example.clone();
-            payload["membership"]["user"]["login"] = Value::from(login.clone());
-            payload["membership"]["user"]["id"] = Value::from(7_000_000 + i);
-            Delivery {
-                id: format!("burst-{i}"),
-                login,
-                body: payload.to_string(),
-            }
-        })
-        .collect()
+    member_burst("burst", "burst-member", 7_000_000, n)
 }
 
 /// How a replica answered a delivery.

@@ -396,7 +396,14 @@ async fn the_api_checks_tokens_and_roles_and_answers_in_one_error_shape() {
         .collect();
     assert_eq!(
         names,
-        ["github", "okta", "gitlab", "identity-drift", "github-fix"]
+        [
+            "github",
+            "okta",
+            "gitlab",
+            "identity-drift",
+            "narrative",
+            "github-fix"
+        ]
     );
 
     let (status, doc) = get_json(&http, &format!("{api}/openapi.json"), None).await;

@@ -15,6 +15,27 @@ fn get(summary: &str, role: &str) -> Value {
     })
 }
 
+/// An approver's decision on a proposal, with the reason kept in its trail.
+fn verdict(summary: &str) -> Value {
+    json!({
+        "summary": summary,
+        "description": "Needs the approver role or higher. The body is `{\"reason\": \"...\"}`.",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["reason"],
+            "properties": {"reason": {"type": "string"}}
+        }}}},
+        "responses": {
+            "200": {"description": "The proposal with its trail", "content": {"application/json": {}}},
+            "401": {"$ref": "#/components/responses/Error"},
+            "403": {"$ref": "#/components/responses/Error"},
+            "404": {"$ref": "#/components/responses/Error"},
+            "409": {"$ref": "#/components/responses/Error"}
+        }
+    })
+}
+
 pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
@@ -35,6 +56,8 @@ pub fn document() -> Value {
             "/api/v1/events": {"get": get("Server-sent events naming what changed (findings, proposals, plugins, reloads, or all); a heartbeat every 15 s, closed after 30 min and at shutdown", "viewer")},
             "/api/v1/campaigns/{fingerprint}": {"get": get("A narrative campaign: its finding, accounts, targets, cited messages (query: messages, default 50) and a timeline", "viewer")},
             "/api/v1/reloads": {"get": get("The last reload of the policy folder and of each plugin instance: applied, rejected (and why) or unchanged", "viewer")},
+            "/api/v1/proposals/{id}/approve": {"post": verdict("Approve a proposed fix; the trail keeps who approved and why")},
+            "/api/v1/proposals/{id}/reject": {"post": verdict("Reject a proposed fix; the trail keeps who rejected it and why")},
             "/api/v1/reload": {"post": {
                 "summary": "Reload plugins and policies now",
                 "description": "Needs the admin role. Answers 422 when a candidate was rejected; the previous version then keeps serving.",

@@ -47,6 +47,12 @@ impl Server {
     }
 }
 
+/// The compiled-plugin cache the tests' services share, in the target
+/// folder's scratch space.
+pub fn shared_plugin_cache() -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     listener
@@ -79,11 +85,33 @@ pub async fn start_with(settings: &[(&str, &str)]) -> Server {
 /// Starts the service as `start_with` does, writing its log (stdout and
 /// stderr) to `log` instead of the test's output.
 pub async fn start_logging(settings: &[(&str, &str)], log: Option<&Path>) -> Server {
-    let server = spawn(settings, log);
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    start_in(state, &[], settings, log).await
+}
+
+/// Starts the service again on the state folder of `stopped`, as a node
+/// restarted after a failure is; `stopped` keeps an empty folder.
+pub async fn start_again(stopped: &mut Server, settings: &[(&str, &str)]) -> Server {
+    stopped.kill();
+    let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = std::mem::replace(&mut stopped.state, empty);
+    start_in(state, &[], settings, None).await
+}
+
+/// Starts the service on `state` through `wrapper` (a program and its
+/// arguments that end by running the command they are given), and waits
+/// until it is ready.
+pub async fn start_in(
+    state: tempfile::TempDir,
+    wrapper: &[&str],
+    settings: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Server {
+    let server = spawn(state, wrapper, settings, log);
     let scenario = &server.1;
     let server = server.0;
     let http = client();
-    for _ in 0..600 {
+    for _ in 0..1200 {
         if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
             && r.status() == 200
         {
@@ -95,14 +123,26 @@ pub async fn start_logging(settings: &[(&str, &str)], log: Option<&Path>) -> Ser
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("org-mesh serve did not become ready within a minute");
+    panic!("org-mesh serve did not become ready within two minutes");
 }
 
-fn spawn(settings: &[(&str, &str)], log: Option<&Path>) -> (Server, org_mesh_harness::Scenario) {
-    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+fn spawn(
+    state: tempfile::TempDir,
+    wrapper: &[&str],
+    settings: &[(&str, &str)],
+    log: Option<&Path>,
+) -> (Server, org_mesh_harness::Scenario) {
     let scenario = replay().scenario("org-scan");
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_org-mesh"));
+    let binary = env!("CARGO_BIN_EXE_org-mesh");
+    let mut command = match wrapper.split_first() {
+        None => Command::new(binary),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+    };
     if let Some(path) = log {
         let file =
             std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -115,6 +155,9 @@ fn spawn(settings: &[(&str, &str)], log: Option<&Path>) -> (Server, org_mesh_har
         .env("ORG_MESH_STATE_DIR", state.path())
         .env("ORG_MESH_SERVE__LISTEN", format!("127.0.0.1:{port}"))
         .env("ORG_MESH_SERVE__SYNC_INTERVAL_SECS", "0")
+        // One compiled-plugin cache for every service the tests start:
+        // compiling each plugin again per test costs minutes of CPU.
+        .env("ORG_MESH_PLUGINS__CACHE_DIR", shared_plugin_cache())
         .env("ORG_MESH_SERVE__BODY_LIMIT_BYTES", "262144")
         .env("ORG_MESH_SERVE__PUBLIC_URL", "https://org-mesh.example.com")
         .env("GITHUB_API_URL", &scenario.api_url)
@@ -153,8 +196,13 @@ pub async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) ->
 /// Waits until every accepted change is applied: pushed changes are
 /// queued, and the answer to a push comes before the twin has them.
 pub async fn settled(http: &reqwest::Client, base: &str) {
+    settled_as(http, base, VIEWER).await;
+}
+
+/// `settled`, asking with the viewer token `token`.
+pub async fn settled_as(http: &reqwest::Client, base: &str, token: &str) {
     for _ in 0..300 {
-        let (status, body) = get_json(http, &format!("{base}/api/v1/status"), Some(VIEWER)).await;
+        let (status, body) = get_json(http, &format!("{base}/api/v1/status"), Some(token)).await;
         assert_eq!(status, 200, "{body}");
         if body["queue"]["depth"] == 0 {
             return;
@@ -236,6 +284,37 @@ pub fn webhook_examples() -> Vec<(String, Value)> {
                 .unwrap_or_default()
                 .into_iter()
                 .map(move |x| (name.clone(), x))
+        })
+        .collect()
+}
+
+/// One delivery of a burst: its id, the person it adds and its body.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub login: String,
+    pub body: String,
+}
+
+/// `n` member_added deliveries, each for a different person, built from
+/// GitHub's published example: ids `<ids>-<i>`, logins `<logins>-<i>`,
+/// user ids from `first_user_id` on.
+pub fn member_burst(ids: &str, logins: &str, first_user_id: usize, n: usize) -> Vec<Delivery> {
+    let (_, example) = webhook_examples()
+        .into_iter()
+        .find(|(event, p)| event == "organization" && p["action"] == "member_added")
+        .unwrap_or_else(|| panic!("no member_added example"));
+    (0..n)
+        .map(|i| {
+            let login = format!("{logins}-{i}");
+            let mut payload = example.clone();
+            payload["membership"]["user"]["login"] = Value::from(login.clone());
+            payload["membership"]["user"]["id"] = Value::from(first_user_id + i);
+            Delivery {
+                id: format!("{ids}-{i}"),
+                login,
+                body: payload.to_string(),
+            }
         })
         .collect()
 }
