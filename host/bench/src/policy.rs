@@ -155,6 +155,36 @@ fn engine(fixture: &Fixture) -> anyhow::Result<regorus::Engine> {
     Ok(engine)
 }
 
+/// One prepared engine asked for each decision rule with its own
+/// `eval_rule`, as org-mesh decided before it gathered the rules into one
+/// evaluation; regorus starts every `eval_rule` afresh, so the rules the
+/// four share run again for each.
+pub struct RuleByRule {
+    engine: regorus::Engine,
+}
+
+impl std::fmt::Debug for RuleByRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleByRule").finish_non_exhaustive()
+    }
+}
+
+impl RuleByRule {
+    pub fn new(fixture: &Fixture) -> anyhow::Result<Self> {
+        Ok(Self {
+            engine: engine(fixture)?,
+        })
+    }
+
+    pub fn eval(&mut self, input: &DecisionInput) -> anyhow::Result<Vec<regorus::Value>> {
+        self.engine.set_input(rego_input(input)?);
+        RULES
+            .iter()
+            .map(|rule| self.engine.eval_rule(rule_path(rule)))
+            .collect()
+    }
+}
+
 /// One regorus `CompiledPolicy` per decision rule.
 pub struct Compiled {
     rules: Vec<regorus::CompiledPolicy>,

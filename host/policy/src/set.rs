@@ -20,6 +20,20 @@ const DRIFT_PACKAGE: [&str; 2] = ["orgmesh", "drift"];
 const APPROVAL_PACKAGE: [&str; 2] = ["orgmesh", "approval"];
 const APPROVAL_RULE: &str = "decision";
 
+/// A module the host adds beside the policies, gathering every declared
+/// decision rule into one object. regorus forgets all it has computed at
+/// the start of each `eval_rule`, so asking for the four rules one by one
+/// re-ran what they share (`auto_fix` reads `severity` and `suppressed`);
+/// asking for this one rule evaluates each rule once. Each rule's value is
+/// wrapped in a set, empty when the rule is undefined, which keeps
+/// undefined apart from every value; one rule body with a comprehension
+/// per decision measured a little faster than a partial object rule with
+/// a body per decision. The names keep out of the way of any package a
+/// policy author would choose.
+const GATHER_FILE: &str = "org-mesh-host/gather-decision.rego";
+const GATHER_PACKAGE: &str = "org_mesh_host_gather";
+const GATHER_RULE: &str = "decision";
+
 /// A decision rule that loops or explodes must not stall the host; no
 /// honest decision on one finding takes anywhere near this.
 const EVAL_TIME_LIMIT: Duration = Duration::from_secs(2);
@@ -72,6 +86,9 @@ pub struct PolicySet {
     tuning: Option<Tuning>,
     tests: Vec<String>,
     declared: Vec<DeclaredRule>,
+    /// `data.<GATHER_PACKAGE>.decision`, or `None` when no decision rule is
+    /// declared and there is nothing to evaluate.
+    gather: Option<String>,
     /// The file declaring `data.orgmesh.approval.decision`, if any.
     approval: Option<PathBuf>,
     engines: EnginePool,
@@ -99,7 +116,8 @@ impl PolicySet {
         let tuning = load_tuning(dir)?;
         let mut engine = compile(dir, &sources, tuning.as_ref())?;
         let declared = declared_rules(&engine, &sources)?;
-        smoke_test(&engine, &declared)?;
+        let gather = add_gather_module(&mut engine, dir, &declared)?;
+        smoke_test(&engine, &declared, gather.as_deref())?;
         let approval = approval_file(&engine, &sources)?;
         let tests = run_tests(&mut engine, &sources)?;
         let set = PolicySet {
@@ -108,6 +126,7 @@ impl PolicySet {
             tuning,
             tests,
             declared,
+            gather,
             approval,
             engines: EnginePool::new(engine),
         };
@@ -131,11 +150,7 @@ impl PolicySet {
         let value = input.to_rego()?;
         let mut engine = self.engines.take();
         engine.set_input(value);
-        let mut decision = Decision::default();
-        for rule in &self.declared {
-            let value = evaluate(&mut engine, rule)?;
-            rule.store(&value, &mut decision)?;
-        }
+        let decision = decide_on(&mut engine, &self.declared, self.gather.as_deref())?;
         self.engines.give_back(engine);
         tracing::debug!(
             severity = ?decision.severity,
@@ -295,16 +310,108 @@ fn compile(
     Ok(engine)
 }
 
-/// Evaluates each decision rule once against an empty finding. Mistakes
-/// that do not depend on the finding, such as two unconditional values for
-/// one rule, then fail the load instead of every decision after it.
-fn smoke_test(engine: &Engine, declared: &[DeclaredRule]) -> Result<(), PolicyError> {
+/// Decides once against an empty finding. Mistakes that do not depend on
+/// the finding, such as two unconditional values for one rule, then fail
+/// the load instead of every decision after it.
+fn smoke_test(
+    engine: &Engine,
+    declared: &[DeclaredRule],
+    gather: Option<&str>,
+) -> Result<(), PolicyError> {
     let mut engine = engine.clone();
     engine.set_input(Value::new_object());
-    for rule in declared {
-        evaluate(&mut engine, rule)?;
+    if let Some(gather) = gather {
+        evaluate_gathered(&mut engine, declared, gather)?;
     }
     Ok(())
+}
+
+/// Adds the module gathering the declared decision rules into one object
+/// and returns the path of that object's rule.
+fn add_gather_module(
+    engine: &mut Engine,
+    dir: &Path,
+    declared: &[DeclaredRule],
+) -> Result<Option<String>, PolicyError> {
+    if declared.is_empty() {
+        return Ok(None);
+    }
+    let entries = declared
+        .iter()
+        .map(|rule| format!("\t{:?}: {{v | v := {}}},\n", rule.output.name(), rule.path))
+        .collect::<String>();
+    let text =
+        format!("package {GATHER_PACKAGE}\n\nimport rego.v1\n\n{GATHER_RULE} := {{\n{entries}}}\n");
+    engine
+        .add_policy(GATHER_FILE.to_owned(), text)
+        .map_err(|err| rego_error(&err, dir))?;
+    Ok(Some(rule_path([GATHER_PACKAGE].into_iter(), GATHER_RULE)))
+}
+
+/// Evaluates every declared decision rule on an engine that holds the
+/// finding as input.
+fn decide_on(
+    engine: &mut Engine,
+    declared: &[DeclaredRule],
+    gather: Option<&str>,
+) -> Result<Decision, PolicyError> {
+    let mut decision = Decision::default();
+    let Some(gather) = gather else {
+        return Ok(decision);
+    };
+    let answers = evaluate_gathered(engine, declared, gather)?;
+    for rule in declared {
+        let answer = answers[rule.output.name()]
+            .as_set()
+            .ok()
+            .and_then(|values| values.first())
+            .unwrap_or(&Value::Undefined);
+        rule.store(answer, &mut decision)?;
+    }
+    Ok(decision)
+}
+
+/// The object of the declared rules' values, keyed by rule name, each a
+/// set holding the rule's value or nothing when it is undefined. A rule
+/// has one value at most: two different ones fail the evaluation.
+fn evaluate_gathered(
+    engine: &mut Engine,
+    declared: &[DeclaredRule],
+    gather: &str,
+) -> Result<Value, PolicyError> {
+    engine
+        .eval_rule(gather.to_owned())
+        .map_err(|err| blame(engine, declared, &err))
+}
+
+/// Turns a failure of the gathered evaluation into the error of the rule
+/// at fault. Evaluating the rules one by one, in the order the host reads
+/// them, gives exactly the error that rule gives alone, with its own path
+/// and file; this costs time only when a decision has already failed.
+/// A time limit is the exception: every rule run again would wait for it
+/// once more, so the error names all the rules evaluated together.
+fn blame(engine: &mut Engine, declared: &[DeclaredRule], err: &anyhow::Error) -> PolicyError {
+    let timed_out = err.chain().any(|cause| cause.is::<regorus::LimitError>());
+    if !timed_out {
+        for rule in declared {
+            if let Err(found) = evaluate(engine, rule) {
+                return found;
+            }
+        }
+    }
+    let found = diagnose(err);
+    let at = found
+        .at
+        .or_else(|| declared.first().map(|r| SourceAt::file(&r.file)));
+    PolicyError::Eval {
+        rule: declared
+            .iter()
+            .map(|r| r.path.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        at: at.unwrap_or_else(|| SourceAt::file(GATHER_FILE)),
+        reason: found.reason,
+    }
 }
 
 /// Finds which files of the drift package declare each decision rule.
@@ -657,7 +764,7 @@ mod tests {
         let labels = [
             "engine clone alone",
             "input to rego value",
-            "decide, clone per call",
+            "rule by rule, clone",
             "decide, pooled (shipped)",
             "decide, compiled per rule",
         ];
@@ -675,6 +782,138 @@ mod tests {
             }
             println!("rule {:<21}{:?}", rule.output.name(), per_call(start));
         }
+        Ok(())
+    }
+
+    /// The decision the host made before it gathered the rules: one
+    /// `eval_rule` per declared rule.
+    fn decide_rule_by_rule(
+        set: &PolicySet,
+        input: &DecisionInput,
+    ) -> Result<Decision, Box<dyn std::error::Error>> {
+        let mut engine = set.engines.prepared().clone();
+        engine.set_input(input.to_rego()?);
+        let mut decision = Decision::default();
+        for rule in &set.declared {
+            rule.store(&evaluate(&mut engine, rule)?, &mut decision)?;
+        }
+        Ok(decision)
+    }
+
+    #[test]
+    fn gathered_decision_matches_rule_by_rule() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        fs::copy(shipped.join("drift.rego"), dir.path().join("drift.rego"))?;
+        // Live, expired and wildcard suppressions, a disabled rule and an
+        // untuned one, so that both answers of each flag come up and
+        // `suppress_reason` is left undefined for some findings.
+        fs::write(
+            dir.path().join(tuning::FILE_NAME),
+            r#"
+rules:
+  account-unlinked: {severity: low, auto_fix: true}
+  org-2fa-not-required: {enabled: false}
+thresholds: {auto_fix_min_score: 0.9}
+suppressions:
+  - {rule: account-unlinked, subject: "Account(github:bot)", reason: kept, expires: 2030-01-01T00:00:00Z}
+  - {rule: account-unlinked, subject: "*", reason: old, expires: 2020-01-01T00:00:00Z}
+"#,
+        )?;
+        let set = PolicySet::load(dir.path())?;
+        let now = org_mesh_model::Timestamp::now_utc();
+        let cases = [
+            ("account-unlinked", "github:alice", 0.95, ""),
+            ("account-unlinked", "github:alice", 0.5, ""),
+            ("account-unlinked", "github:bot", 0.95, ""),
+            ("idp-offboarded-has-access", "github:carol", 0.95, "owner"),
+            ("org-2fa-not-required", "github:acme", 0.95, ""),
+            ("something-new", "github:dave", 0.95, ""),
+        ];
+        let mut seen = Vec::new();
+        for (rule, key, score, role) in cases {
+            let subject = NodeRef::new("Account", key);
+            let mut attributes = Properties::new();
+            if !role.is_empty() {
+                attributes.insert("role".into(), org_mesh_model::Value::Text(role.into()));
+            }
+            let remedy = org_mesh_model::Remedy {
+                action: "remove-member".into(),
+                target: subject.clone(),
+                parameters: Properties::new(),
+            };
+            let finding = Finding {
+                detector: "identity-drift".into(),
+                rule: rule.into(),
+                fingerprint: org_mesh_model::fingerprint(rule, &subject, ""),
+                subject,
+                key: String::new(),
+                title: rule.into(),
+                score,
+                default_severity: Severity::Medium,
+                attributes,
+                evidence: Vec::new(),
+                remedy: Some(remedy),
+            };
+            let input = DecisionInput::from_finding(&finding, now);
+            let gathered = set.decide(&input)?;
+            assert_eq!(gathered, decide_rule_by_rule(&set, &input)?, "{rule} {key}");
+            seen.push((
+                gathered.suppressed,
+                gathered.auto_fix,
+                gathered.suppress_reason,
+            ));
+        }
+        for flag in [Some(true), Some(false)] {
+            assert!(
+                seen.iter().any(|s| s.0 == flag),
+                "suppressed never {flag:?}"
+            );
+            assert!(seen.iter().any(|s| s.1 == flag), "auto_fix never {flag:?}");
+        }
+        assert!(
+            seen.iter().any(|s| s.2.is_none()),
+            "suppress_reason always set"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn gathered_error_names_the_failing_rule() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let policy = "package orgmesh.drift\n\nimport rego.v1\n\nseverity := \"low\"\n\n\
+                      default suppressed := false\n\n\
+                      auto_fix if time.parse_rfc3339_ns(input.title) > 0\n";
+        fs::write(dir.path().join("late.rego"), policy)?;
+        let set = PolicySet::load(dir.path())?;
+        let mut input = DecisionInput::from_finding(
+            &Finding {
+                detector: "d".into(),
+                rule: "r".into(),
+                fingerprint: "f".into(),
+                subject: NodeRef::new("Account", "a"),
+                key: String::new(),
+                title: "not a date".into(),
+                score: 1.0,
+                default_severity: Severity::Low,
+                attributes: Properties::new(),
+                evidence: Vec::new(),
+                remedy: None,
+            },
+            org_mesh_model::Timestamp::now_utc(),
+        );
+        let err = set.decide(&input).err().ok_or("bad date accepted")?;
+        let text = err.to_string();
+        assert!(matches!(err, PolicyError::Eval { .. }), "{text}");
+        assert!(text.contains("data.orgmesh.drift.auto_fix:"), "{text}");
+        assert!(!text.contains("severity"), "{text}");
+        assert!(text.contains("late.rego"), "{text}");
+
+        // The engine that failed is not reused; the next decision is whole.
+        input.title = "2025-01-01T00:00:00Z".into();
+        let decision = set.decide(&input)?;
+        assert_eq!(decision.severity, Some(Severity::Low));
+        assert_eq!(decision.auto_fix, Some(true));
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use org_mesh_bench::opa::Opa;
-use org_mesh_bench::policy::{self, Compiled, Fixture};
+use org_mesh_bench::policy::{self, Compiled, Fixture, RuleByRule};
 use org_mesh_bench::stats::{Table, human, ratio};
 
 use crate::{mean_per_call, sample};
@@ -21,6 +21,7 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
     let fixture = Fixture::new()?;
     let opa = Opa::new(&fixture)?;
     let compiled = Compiled::new(&fixture)?;
+    let mut rule_by_rule = RuleByRule::new(&fixture)?;
     #[cfg(feature = "rvm")]
     let program = policy::Program::new(&fixture)?;
     #[cfg(feature = "rvm")]
@@ -42,6 +43,11 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
             by_rule == ours,
             "finding {i}: compiled {by_rule}, prepared {ours}"
         );
+        let one_by_one = policy::collect(rule_by_rule.eval(input)?)?;
+        ensure!(
+            one_by_one == ours,
+            "finding {i}: rule by rule {one_by_one}, gathered {ours}"
+        );
         // The bytecode compiler is younger than regorus's interpreter; a
         // finding it decides differently is reported rather than fatal, so
         // that its speed is still known alongside how far to trust it.
@@ -60,8 +66,12 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
     );
 
     let mut means: Vec<(&str, Vec<Duration>)> = vec![
-        ("prepared engine (shipped)", Vec::new()),
-        ("compiled per rule", Vec::new()),
+        (
+            "prepared engine, rules gathered into one evaluation (shipped)",
+            Vec::new(),
+        ),
+        ("prepared engine, one evaluation per rule", Vec::new()),
+        ("compiled policy per rule", Vec::new()),
     ];
     if cfg!(feature = "rvm") {
         means.push(("bytecode program (RVM)", Vec::new()));
@@ -77,9 +87,12 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
         means[0].1.push(samples.mean());
         means[1]
             .1
+            .push(mean_per_call(CALLS, || rule_by_rule.eval(input))?);
+        means[2]
+            .1
             .push(mean_per_call(CALLS, || compiled.eval(input))?);
         #[cfg(feature = "rvm")]
-        means[2].1.push(mean_per_call(CALLS, || {
+        means[3].1.push(mean_per_call(CALLS, || {
             policy::Program::eval(&mut vm, input)
         })?);
     }

@@ -80,8 +80,12 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
     };
     let findings = String::from_utf8_lossy(&out.stdout).lines().count();
     let code = out.status.code().unwrap_or(-1);
+    // A scan that left its detector out still exits 0, but it has measured
+    // no detection at all.
+    let left_out = stderr.contains("Left out of the scan");
     // A scan that failed or ran out of time has no figure worth quoting.
     let outcome = match code {
+        0 if left_out => "the detector was left out".to_owned(),
         0 => format!("{findings} findings"),
         124 => format!("stopped at the {LIMIT_SECS} s limit"),
         _ => format!("failed (exit {code})"),
@@ -116,9 +120,12 @@ fn config_text(state: &Path) -> anyhow::Result<String> {
         "state_dir": state,
         "plugins": {"dirs": [root.join("plugins/dist")]},
         "policies": {"dir": root.join("policies")},
+        // An instance without `config` is checked as `null` against the
+        // plugin's object schema and left out of the scan.
         "detectors": [{
             "name": "identity-drift",
             "plugin": "identity-drift",
+            "config": {},
             "grants": {"graph": true},
         }],
     });
