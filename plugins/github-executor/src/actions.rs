@@ -3,6 +3,7 @@
 //! type is refused rather than ignored, since a typo in a remedy must not
 //! silently weaken what gets applied.
 
+use org_mesh_plugin::props::required_text as text;
 use org_mesh_plugin::types::{PluginError, Properties, Value};
 
 use crate::protection::{Requested, Restrictions};
@@ -97,15 +98,6 @@ pub fn marker(idempotency_key: &str) -> Result<String, PluginError> {
 
 fn invalid(message: String) -> PluginError {
     PluginError::InvalidInput(message)
-}
-
-fn text(name: &str, value: &Value) -> Result<String, PluginError> {
-    match value {
-        Value::Text(s) if !s.trim().is_empty() => Ok(s.clone()),
-        other => Err(invalid(format!(
-            "parameter {name}: {other:?} is not a non-empty text"
-        ))),
-    }
 }
 
 fn flag(name: &str, value: &Value) -> Result<bool, PluginError> {

@@ -3,6 +3,7 @@
 //! type is refused rather than ignored, since a typo in a remedy must not
 //! silently change what gets applied.
 
+use org_mesh_plugin::props::required_text as text;
 use org_mesh_plugin::types::{PluginError, Properties, Value};
 
 use crate::protection::Level;
@@ -71,15 +72,6 @@ pub enum Action {
 
 fn invalid(message: String) -> PluginError {
     PluginError::InvalidInput(message)
-}
-
-fn text(name: &str, value: &Value) -> Result<String, PluginError> {
-    match value {
-        Value::Text(s) if !s.trim().is_empty() => Ok(s.clone()),
-        other => Err(invalid(format!(
-            "parameter {name}: {other:?} is not a non-empty text"
-        ))),
-    }
 }
 
 fn positive(name: &str, value: &Value) -> Result<i64, PluginError> {

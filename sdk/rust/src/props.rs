@@ -1,7 +1,7 @@
 //! Helpers for reading and writing the `properties` lists that nodes, edges
 //! and actions carry.
 
-use crate::types::{Properties, Value};
+use crate::types::{PluginError, Properties, Value};
 
 /// Builds a property list without repeating `to_string()` and `Value::` at
 /// every entry.
@@ -74,5 +74,16 @@ pub fn get_bool(props: &Properties, name: &str) -> Option<bool> {
     match get(props, name) {
         Some(Value::Boolean(b)) => Some(*b),
         _ => None,
+    }
+}
+
+/// An action parameter that must be a non-empty text, or the
+/// `invalid-input` error executors answer with, naming the parameter.
+pub fn required_text(name: &str, value: &Value) -> Result<String, PluginError> {
+    match value {
+        Value::Text(s) if !s.trim().is_empty() => Ok(s.clone()),
+        other => Err(PluginError::InvalidInput(format!(
+            "parameter {name}: {other:?} is not a non-empty text"
+        ))),
     }
 }
