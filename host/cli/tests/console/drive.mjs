@@ -121,7 +121,13 @@ try {
   check(await evidence.count() > 0, 'the finding has evidence');
   check((await evidence.first().locator('.source').textContent()) === 'github', 'each fact names its source');
   check(await evidence.first().locator('time[datetime]').count() >= 2, 'each fact has its first and last time');
-  check(await approver.evaluate(() => document.activeElement?.tagName === 'H1'), 'focus moves to the new page');
+  // The page moves focus once it has rendered, which a live update can
+  // delay by a moment; waiting for it keeps the check about where focus
+  // ends up, not about timing.
+  const focused = await approver
+    .waitForFunction(() => document.activeElement?.tagName === 'H1', null, { timeout: 5000 })
+    .then(() => true, () => false);
+  check(focused, 'focus moves to the new page');
   await screenshot(approver, 'finding');
 
   step = 'a viewer follows the proposal';
