@@ -1,7 +1,8 @@
 //! A detector that breaks the rules on purpose, so the host's tests can show
 //! each sandbox limit holding. Its `mode` config picks the misbehaviour;
-//! `ok` behaves, and `kv` counts its calls in the key-value store. Never
-//! load it in production.
+//! `ok` behaves, and `kv` counts its calls in the key-value store; `fs` and
+//! `env` look for files and environment variables and report what they
+//! found as the attributes of one finding. Never load it in production.
 
 // Only the wasm build exports the plugin, so natively its code looks unused.
 // `allow`, not `expect`: test builds see the code as used and would leave an
@@ -9,6 +10,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use org_mesh_plugin::detector::{DetectRequest, Finding, Guest};
+use org_mesh_plugin::props::Props;
 use org_mesh_plugin::types::{Description, NodeRef, PluginError, RuleInfo};
 use org_mesh_plugin::{graph, kv, log};
 
@@ -37,6 +39,23 @@ fn finding(i: usize) -> Finding {
         attributes: Vec::new(),
         evidence: Vec::new(),
         remedy: None,
+    }
+}
+
+/// What one attempt at the file system gave: the content or the error.
+fn outcome<T>(result: std::io::Result<T>, show: impl FnOnce(T) -> String) -> String {
+    match result {
+        Ok(value) => format!("ok: {}", show(value)),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// One finding whose attributes say what each attempt got, so the host's
+/// test reads the plugin's view of its sandbox rather than a bare pass.
+fn report(attempts: Props) -> Finding {
+    Finding {
+        attributes: attempts.build(),
+        ..finding(0)
     }
 }
 
@@ -121,6 +140,43 @@ impl Guest for Misbehaving {
                     log::emit(log::Level::Info, "flood", &[("i".into(), i.to_string())]);
                 }
                 Ok(vec![finding(0)])
+            }
+            "fs" => {
+                let passwd = outcome(std::fs::read_to_string("/etc/passwd"), |text| {
+                    format!("{} bytes", text.len())
+                });
+                let write = outcome(
+                    std::fs::write("/tmp/org-mesh-misbehaving", b"escaped"),
+                    |()| "written".to_string(),
+                );
+                let root = outcome(std::fs::read_dir("/"), |entries| {
+                    format!("{} entries", entries.count())
+                });
+                let here = outcome(std::fs::read_dir("."), |entries| {
+                    format!("{} entries", entries.count())
+                });
+                Ok(vec![report(
+                    Props::new()
+                        .text("read /etc/passwd", passwd)
+                        .text("write /tmp", write)
+                        .text("list /", root)
+                        .text("list .", here),
+                )])
+            }
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                let lookup = |name: &str| match std::env::var(name) {
+                    Ok(v) => format!("set: {v}"),
+                    Err(e) => format!("unset: {e}"),
+                };
+                let args: Vec<String> = std::env::args().collect();
+                Ok(vec![report(
+                    Props::new()
+                        .text("vars", vars.join("\n"))
+                        .text("HOME", lookup("HOME"))
+                        .text("PATH", lookup("PATH"))
+                        .text("args", args.join(" ")),
+                )])
             }
             other => Err(PluginError::InvalidConfig(format!(
                 "unknown mode {other:?}"

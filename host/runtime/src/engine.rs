@@ -141,10 +141,7 @@ impl Runtime {
         // Rustls needs a process-wide crypto provider; installing one twice
         // is harmless, so a second runtime in the process ignores the error.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("org-mesh/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::host::Clients::new()?;
 
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), options.epoch_tick, stop.clone())?;

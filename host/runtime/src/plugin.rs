@@ -478,6 +478,10 @@ impl Plugin {
         if !grants.http_hosts.is_empty() && !m.capabilities.contains(&Capability::Http) {
             problems.push("grants.http_hosts: the plugin does not ask for http".into());
         }
+        if grants.private_networks && grants.http_hosts.is_empty() {
+            // Alone it grants nothing; most likely the hosts were forgotten.
+            problems.push("grants.private_networks: no http_hosts are granted".into());
+        }
         if !problems.is_empty() {
             return Err(problems);
         }

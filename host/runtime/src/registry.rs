@@ -75,6 +75,7 @@ struct StatsInner {
     consecutive: u32,
     quarantines: u32,
     quarantined_until: Option<Instant>,
+    last_backoff: Option<Duration>,
 }
 
 /// Calls and failures of one loaded plugin, shared by all its instances.
@@ -108,6 +109,18 @@ impl PluginStats {
         })
     }
 
+    /// How many times the plugin has been quarantined since it was loaded.
+    pub fn quarantines(&self) -> u32 {
+        self.with(|s| s.quarantines)
+    }
+
+    /// How long the latest quarantine lasts, or lasted: the base at the
+    /// first, doubling with each further one. Shows how close the next
+    /// quarantine is to the one-hour cap.
+    pub fn quarantine_backoff(&self) -> Option<Duration> {
+        self.with(|s| s.last_backoff)
+    }
+
     pub(crate) fn record_success(&self) {
         self.with(|s| {
             s.calls += 1;
@@ -139,6 +152,7 @@ impl PluginStats {
             let backoff = (options.quarantine_base * factor).min(Duration::from_secs(3600));
             s.quarantines += 1;
             s.quarantined_until = Some(Instant::now() + backoff);
+            s.last_backoff = Some(backoff);
             Some(backoff)
         })
     }

@@ -1,18 +1,24 @@
 //! The sandbox holds: each way a plugin can misbehave fails that call with an
 //! error naming the plugin, its version and the limit, and the host keeps
-//! serving. The plugin under test is `conformance/misbehaving`, built for
-//! wasm32-wasip2 by `.ci/build-plugins`.
+//! serving. The plugins under test are `conformance/misbehaving` and, where
+//! a plugin must call out over HTTP, `conformance/pager`, both built for
+//! wasm32-wasip2 by `.ci/build-plugins`. Every server these tests start
+//! listens on 127.0.0.1; no request is aimed anywhere else.
 
 #![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use org_mesh_cache::memory::MemoryCoordination;
 use org_mesh_model::{ChangeSet, Direction, NodeRef, Provenance, StoredEdge, StoredNode};
 use org_mesh_runtime::{
-    Failure, Grants, GraphReader, Limits, LoadError, Manifest, Plugin, Runtime, RuntimeOptions,
+    Failure, Grants, GraphReader, Limits, LoadError, Manifest, Plugin, PluginFailure, Runtime,
+    RuntimeOptions, SecretSource,
 };
 use serde_json::json;
 
@@ -280,21 +286,312 @@ async fn a_spinning_plugin_does_not_hold_up_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_sandbox_failures_quarantine_the_plugin() {
+    let base = Duration::from_secs(1);
     let rt = runtime_with(RuntimeOptions {
         limits: limits(),
         quarantine_after: 3,
-        quarantine_base: Duration::from_secs(60),
+        quarantine_base: base,
         ..RuntimeOptions::default()
     });
     let plugin = load(&rt).await;
-    for _ in 0..3 {
-        let (f, _) = failure(&plugin, "trap").await;
-        assert!(matches!(f, Failure::Trap(_)));
+    // Another plugin on the same runtime, with what it returns before any
+    // quarantine as the baseline.
+    let upstream = Upstream::start(|_| Answer::Items);
+    let other = pager(&rt, &upstream, "127.0.0.1", Grants::default()).await;
+    let baseline = items(&other).await;
+    assert_eq!(baseline, ["item:1", "item:2"]);
+
+    for round in 1..=2u32 {
+        for _ in 0..3 {
+            let (f, _) = failure(&plugin, "trap").await;
+            assert!(matches!(f, Failure::Trap(_)));
+        }
+        let stats = plugin.stats();
+        assert_eq!(stats.quarantines(), round);
+        assert_eq!(
+            stats.quarantine_backoff(),
+            Some(base * 2u32.pow(round - 1)),
+            "quarantine {round} lasts the base, doubled for each earlier one"
+        );
+        assert!(stats.quarantine_left().is_some());
+        let (f, msg) = failure(&plugin, "ok").await;
+        assert!(matches!(f, Failure::Quarantined { .. }), "{msg}");
+        assert!(
+            msg.contains("is quarantined after repeated failures"),
+            "{msg}"
+        );
+        assert_eq!(
+            items(&other).await,
+            baseline,
+            "quarantine {round} is of the failing plugin only"
+        );
+        wait_out_quarantine(&plugin).await;
+        assert!(
+            bind(&plugin, "ok", Grants::default())
+                .detect(true, &ChangeSet::default())
+                .await
+                .is_ok(),
+            "after quarantine {round} the plugin is called again"
+        );
     }
-    let (f, msg) = failure(&plugin, "ok").await;
-    assert!(matches!(f, Failure::Quarantined { .. }), "{msg}");
-    assert!(plugin.stats().quarantine_left().is_some());
-    assert_eq!(plugin.stats().failures().get("trap"), Some(&3));
+    assert_eq!(plugin.stats().failures().get("trap"), Some(&6));
+}
+
+/// Waits, without measuring, until the plugin's quarantine is over. The
+/// bound only keeps a broken quarantine from hanging the test.
+async fn wait_out_quarantine(plugin: &Plugin) {
+    for _ in 0..600 {
+        if plugin.stats().quarantine_left().is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the quarantine did not end");
+}
+
+/// What the loopback test server answers.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// A listing of two items, as `pager` reads it.
+    Items,
+    /// A 302 to the given location.
+    Redirect(String),
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 that answers each request as
+/// `route` says for its path, and records the paths it was asked for.
+struct Upstream {
+    port: u16,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    fn start(route: impl Fn(&str) -> Answer + Send + 'static) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .port();
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let seen = paths.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(path) = request_path(&stream) else {
+                    continue;
+                };
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(path.clone());
+                }
+                let response = match route(&path) {
+                    Answer::Items => {
+                        let body = r#"[{"number": 1}, {"number": 2}]"#;
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    Answer::Redirect(location) => format!(
+                        "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    ),
+                };
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Upstream { port, paths }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.paths.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads one request's head and returns its path.
+fn request_path(stream: &std::net::TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 || header == "\r\n" {
+            break;
+        }
+    }
+    Some(path)
+}
+
+/// `pager` reading `/items` from `upstream` under the name or address
+/// `host`, allowed exactly that host and port plus whatever `grants` adds.
+async fn pager(rt: &Runtime, upstream: &Upstream, host: &str, grants: Grants) -> Plugin {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/dist/pager");
+    let manifest = Manifest::load(&dir.join("manifest.yaml"))
+        .unwrap_or_else(|e| panic!("{e}: run .ci/build-plugins first"));
+    let plugin = rt.load(manifest).await.unwrap_or_else(|e| panic!("{e}"));
+    static TOKEN: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    let token = TOKEN.get_or_init(|| {
+        let file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(file.path(), "test-token\n").unwrap_or_else(|e| panic!("{e}"));
+        file
+    });
+    let address = format!("{host}:{}", upstream.port);
+    let mut grants = grants;
+    if grants.http_hosts.is_empty() {
+        grants.http_hosts = vec![address.clone()];
+    }
+    grants.secrets =
+        BTreeMap::from([("token".to_string(), SecretSource::File(token.path().into()))]);
+    let config = json!({"api_url": format!("http://{address}"), "path": "/items"});
+    plugin
+        .bind("pager", &config, grants)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// The keys of the nodes one `pager` sync returns.
+async fn items(pager: &Plugin) -> Vec<String> {
+    let out = pager
+        .sync(None, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.batch.nodes.into_iter().map(|n| n.key).collect()
+}
+
+/// Why one `pager` sync failed, as the plugin reported it.
+async fn sync_failure(pager: &Plugin) -> PluginFailure {
+    match pager.sync(None, &[]).await {
+        Ok(out) => panic!("the sync succeeded with {} nodes", out.batch.nodes.len()),
+        Err(e) => match e.failure {
+            Failure::Plugin(p) => p,
+            other => panic!("expected the plugin to report an error, got {other}"),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_name_resolving_to_loopback_is_denied_unless_private_networks_are_granted() {
+    let rt = runtime();
+    let upstream = Upstream::start(|_| Answer::Items);
+    let strict = pager(&rt, &upstream, "localhost", Grants::default()).await;
+    let PluginFailure::Denied(why) = sync_failure(&strict).await else {
+        panic!("expected a denial");
+    };
+    assert!(
+        why.contains(
+            "denied by the host: localhost resolves only to loopback addresses; this plugin instance's grant does not allow private networks (grants.private_networks)"
+        ),
+        "{why}"
+    );
+    assert!(upstream.paths().is_empty(), "nothing reached the server");
+
+    let inside = Grants {
+        private_networks: true,
+        ..Grants::default()
+    };
+    let granted = pager(&rt, &upstream, "localhost", inside).await;
+    assert_eq!(items(&granted).await, ["item:1", "item:2"]);
+    assert_eq!(upstream.paths(), ["/items"]);
+
+    // The operator naming the address itself needs no grant.
+    let literal = pager(&rt, &upstream, "127.0.0.1", Grants::default()).await;
+    assert_eq!(items(&literal).await, ["item:1", "item:2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_reaches_the_plugin_as_an_answer_and_is_never_followed() {
+    let rt = runtime();
+    // Where a followed redirect would go instead: a path of this same
+    // loopback server, so that following it would show in its log.
+    let upstream = Upstream::start(|path| match path {
+        "/items" => Answer::Redirect("/followed".into()),
+        _ => Answer::Items,
+    });
+    let plugin = pager(&rt, &upstream, "127.0.0.1", Grants::default()).await;
+    let PluginFailure::Upstream(why) = sync_failure(&plugin).await else {
+        panic!("expected the 302 to reach the plugin");
+    };
+    assert!(why.contains("answered 302"), "{why}");
+    assert_eq!(upstream.paths(), ["/items"], "the redirect was followed");
+
+    // The same towards the cloud metadata service: the host hands the 302
+    // to the plugin and sends nothing there.
+    let upstream =
+        Upstream::start(|_| Answer::Redirect("http://169.254.169.254/latest/meta-data/".into()));
+    let plugin = pager(&rt, &upstream, "127.0.0.1", Grants::default()).await;
+    let PluginFailure::Upstream(why) = sync_failure(&plugin).await else {
+        panic!("expected the 302 to reach the plugin");
+    };
+    assert!(why.contains("answered 302"), "{why}");
+    assert_eq!(upstream.paths(), ["/items"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_not_on_the_allow_list_is_denied_by_name() {
+    let rt = runtime();
+    let upstream = Upstream::start(|_| Answer::Items);
+    // The server is there, but under a name the allow list does not hold.
+    let listed = Grants {
+        http_hosts: vec![format!("127.0.0.1:{}", upstream.port)],
+        private_networks: true,
+        ..Grants::default()
+    };
+    let plugin = pager(&rt, &upstream, "localhost", listed).await;
+    let PluginFailure::Denied(why) = sync_failure(&plugin).await else {
+        panic!("expected a denial");
+    };
+    assert!(
+        why.contains(&format!(
+            "localhost:{} is not on this plugin's allow list",
+            upstream.port
+        )),
+        "{why}"
+    );
+    assert!(upstream.paths().is_empty());
+}
+
+/// The attributes of the one finding a reporting mode returns.
+async fn report(plugin: &Plugin, mode: &str) -> BTreeMap<String, String> {
+    let out = bind(plugin, mode, Grants::default())
+        .detect(true, &ChangeSet::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let [finding] = out.findings.as_slice() else {
+        panic!("expected one finding, got {}", out.findings.len());
+    };
+    finding
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sees_no_files() {
+    let rt = runtime();
+    let plugin = load(&rt).await;
+    let target = Path::new("/tmp/org-mesh-misbehaving");
+    let existed = target.exists();
+    let got = report(&plugin, "fs").await;
+    for attempt in ["read /etc/passwd", "write /tmp", "list /", "list ."] {
+        let outcome = got.get(attempt).map(String::as_str).unwrap_or_default();
+        assert!(outcome.starts_with("error: "), "{attempt}: {outcome}");
+    }
+    assert!(
+        existed || !target.exists(),
+        "the plugin wrote into the host's /tmp"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sees_an_empty_environment() {
+    let rt = runtime();
+    let plugin = load(&rt).await;
+    let got = report(&plugin, "env").await;
+    assert_eq!(got.get("vars").map(String::as_str), Some(""));
+    assert_eq!(got.get("args").map(String::as_str), Some(""));
+    for var in ["HOME", "PATH"] {
+        let outcome = got.get(var).map(String::as_str).unwrap_or_default();
+        assert!(outcome.starts_with("unset: "), "{var}: {outcome}");
+    }
 }
 
 fn copy_plugin(edit: impl Fn(String) -> String) -> tempfile::TempDir {

@@ -459,24 +459,29 @@ async fn plugins(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let twin = &service.twin;
-    let list: Vec<Value> = twin
-        .plugins()
-        .iter()
-        .map(|p| {
-            json!({
-                "instance": p.instance(),
-                "plugin": p.name(),
-                "version": p.version(),
-                "digest": p.digest(),
-                "kind": p.kind().as_str(),
-                "capabilities": p.granted().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                "calls": p.stats().calls(),
-                "failures": p.stats().failures(),
-                "quarantined_for_secs": p.stats().quarantine_left().map(|d| d.as_secs()),
-            })
-        })
-        .collect();
+    let list: Vec<Value> = twin.plugins().iter().map(plugin_status).collect();
     Ok(Json(json!({"plugins": list, "not_loaded": twin.skipped})))
+}
+
+/// One plugin instance as `/api/v1/plugins` lists it. Besides the time a
+/// quarantine has left, the count of quarantines so far and the length of
+/// the latest show how far the doubling backoff has gone, so an operator
+/// can tell a plugin that failed once from one that keeps failing.
+fn plugin_status(p: &org_mesh_runtime::Plugin) -> Value {
+    let stats = p.stats();
+    json!({
+        "instance": p.instance(),
+        "plugin": p.name(),
+        "version": p.version(),
+        "digest": p.digest(),
+        "kind": p.kind().as_str(),
+        "capabilities": p.granted().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "calls": stats.calls(),
+        "failures": stats.failures(),
+        "quarantined_for_secs": stats.quarantine_left().map(|d| d.as_secs()),
+        "quarantines": stats.quarantines(),
+        "quarantine_backoff_secs": stats.quarantine_backoff().map(|d| d.as_secs()),
+    })
 }
 
 async fn policies(
@@ -721,4 +726,70 @@ fn instant(v: &Value) -> Option<org_mesh_model::Timestamp> {
 fn rfc3339(at: org_mesh_model::Timestamp) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use org_mesh_cache::memory::MemoryCoordination;
+    use org_mesh_model::ChangeSet;
+    use org_mesh_runtime::{Grants, Limits, Manifest, Runtime, RuntimeOptions};
+    use serde_json::json;
+
+    use super::plugin_status;
+
+    /// Needs `.ci/build-plugins` for `conformance/dist/misbehaving`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quarantined_plugin_shows_its_quarantine_and_backoff() {
+        let runtime = Runtime::new(
+            RuntimeOptions {
+                limits: Limits {
+                    cpu: Duration::from_millis(500),
+                    ..Limits::default()
+                },
+                quarantine_after: 2,
+                quarantine_base: Duration::from_secs(600),
+                ..RuntimeOptions::default()
+            },
+            Arc::new(MemoryCoordination::default()),
+            None,
+            &prometheus::Registry::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let manifest = org_mesh_harness::root().join("conformance/dist/misbehaving/manifest.yaml");
+        let manifest = Manifest::load(&manifest)
+            .unwrap_or_else(|e| panic!("{e}: run .ci/build-plugins first"));
+        let loaded = runtime
+            .load(manifest)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bind = |mode: &str| {
+            loaded
+                .bind("noisy", &json!({ "mode": mode }), Grants::default())
+                .unwrap_or_else(|e| panic!("{e:?}"))
+        };
+
+        let status = plugin_status(&bind("trap"));
+        assert_eq!(status["quarantined_for_secs"], json!(null));
+        assert_eq!(status["quarantines"], json!(0));
+        assert_eq!(status["quarantine_backoff_secs"], json!(null));
+
+        for _ in 0..2 {
+            assert!(
+                bind("trap")
+                    .detect(true, &ChangeSet::default())
+                    .await
+                    .is_err()
+            );
+        }
+        let status = plugin_status(&bind("ok"));
+        assert_eq!(status["instance"], json!("noisy"));
+        assert_eq!(status["failures"]["trap"], json!(2));
+        assert_eq!(status["quarantines"], json!(1));
+        assert_eq!(status["quarantine_backoff_secs"], json!(600));
+        let left = status["quarantined_for_secs"].as_u64().unwrap_or_default();
+        assert!(left > 0 && left <= 600, "{status}");
+    }
 }

@@ -11,9 +11,14 @@
 //! share the budget. The budget is advisory: when the backend cannot be
 //! reached, requests go out as if none were recorded.
 //!
-//! Known gap: a host name on the allow list is resolved by the HTTP client
-//! without checking where it points, so a listed name that resolves to a
-//! private or loopback address is reached. Literal addresses are checked.
+//! Where a listed name may lead is checked after it is resolved and before
+//! anything is sent (see `resolve`): a name reaches only public addresses,
+//! unless the instance's grant sets `private_networks`, which adds loopback,
+//! private and carrier-grade NAT ones. Link-local and cloud metadata
+//! addresses are never reached, by name or literally. A literal address on
+//! the allow list is otherwise reached as written, since the operator named
+//! it. A name with no reachable address fails as `denied`, naming the host
+//! and the kinds of address it points to.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +27,7 @@ use org_mesh_cache::Budget;
 use url::Url;
 
 use crate::bindings::http::{AuthScheme, Error, Host, Request, Response};
+use crate::host::resolve::{self, Reach};
 use crate::host::{CallState, secrets};
 use crate::manifest::Capability;
 
@@ -50,7 +56,7 @@ pub(crate) fn allowed(url: &Url, allow: &[String]) -> Result<(), String> {
         .port_or_known_default()
         .ok_or_else(|| format!("{url} has no port"))?;
     if let Ok(ip) = host.parse::<IpAddr>()
-        && is_metadata(ip)
+        && matches!(resolve::classify(ip), Reach::Metadata | Reach::LinkLocal)
     {
         return Err(format!("{ip} is a cloud metadata or link-local address"));
     }
@@ -70,16 +76,6 @@ pub(crate) fn allowed(url: &Url, allow: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{host}:{port} is not on this plugin's allow list"))
-    }
-}
-
-fn is_metadata(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local() || v4.octets() == [100, 100, 100, 200],
-        IpAddr::V6(v6) => {
-            (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254]
-        }
     }
 }
 
@@ -122,7 +118,11 @@ impl CallState {
 
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let mut builder = self.services.http.request(method, url);
+        let mut builder = self
+            .services
+            .http
+            .get(self.grants.private_networks)
+            .request(method, url);
         for (name, value) in &req.headers {
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str())
@@ -302,7 +302,9 @@ fn exhausted(address: &str, reset: SystemTime, now: SystemTime) -> Response {
 
 async fn send(builder: reqwest::RequestBuilder, max_body: u64) -> Result<Response, Error> {
     let mut resp = builder.send().await.map_err(|e| {
-        if e.is_timeout() {
+        if let Some(refused) = resolve::refusal(&e) {
+            Error::Denied(refused.to_string())
+        } else if e.is_timeout() {
             Error::Timeout
         } else {
             Error::Transport(error_chain(&e))
@@ -369,8 +371,12 @@ impl Host for CallState {
             .timed(send(builder, max_body))
             .await
             .unwrap_or(Err(Error::Timeout));
-        if let Ok(response) = &sent {
-            self.record(&upstream, response).await;
+        match &sent {
+            Ok(response) => self.record(&upstream, response).await,
+            Err(Error::Denied(reason)) => {
+                tracing::warn!(plugin = &*self.plugin, upstream = %upstream.address, reason, "Refused a plugin HTTP request after resolving its host");
+            }
+            Err(_) => {}
         }
         Ok(sent)
     }
@@ -511,5 +517,21 @@ mod tests {
         let err = check("http://169.254.169.254/latest", &["169.254.169.254"]).err();
         assert!(err.unwrap_or_default().contains("metadata"));
         assert!(check("http://[fe80::1]/", &["[fe80::1]"]).is_err());
+        assert!(check("http://100.100.100.200/", &["100.100.100.200"]).is_err());
+        assert!(check("http://[fd00:ec2::254]/", &["[fd00:ec2::254]"]).is_err());
+        assert!(
+            check(
+                "http://[::ffff:169.254.169.254]/",
+                &["[::ffff:169.254.169.254]", "[::ffff:a9fe:a9fe]"]
+            )
+            .is_err(),
+            "an IPv4 metadata address wrapped in IPv6"
+        );
+    }
+
+    #[test]
+    fn literal_private_addresses_stay_reachable_as_the_operator_listed_them() {
+        assert!(check("http://10.0.0.8:8080/", &["10.0.0.8:8080"]).is_ok());
+        assert!(check("http://127.0.0.1:4000/", &["127.0.0.1:4000"]).is_ok());
     }
 }

@@ -4,6 +4,7 @@ mod graph;
 mod http;
 mod kv;
 mod log;
+mod resolve;
 mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,7 @@ use crate::engine::Limits;
 use crate::manifest::Capability;
 
 pub use graph::GraphReader;
+pub(crate) use resolve::Clients;
 
 /// Where the host reads a secret from when a plugin uses it. The value is
 /// read at use, never kept in configuration or logs.
@@ -61,9 +63,17 @@ impl std::fmt::Debug for SecretSource {
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     /// Hosts outgoing HTTP may reach: `name` (default port of the scheme) or
-    /// `name:port`.
+    /// `name:port`. A name is reached only at the public addresses it
+    /// resolves to, unless `private_networks` is set; a literal address is
+    /// reached as written, except a link-local or cloud metadata one.
     #[serde(default)]
     pub http_hosts: Vec<String>,
+    /// Lets the names in `http_hosts` resolve to loopback, private (RFC 1918,
+    /// fc00::/7) and carrier-grade NAT (100.64.0.0/10) addresses, for an API
+    /// inside the cluster such as a self-hosted GitLab. Link-local, cloud
+    /// metadata and unspecified addresses stay refused.
+    #[serde(default)]
+    pub private_networks: bool,
     /// Secret names, as the manifest declares them, and where to read them.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
@@ -97,7 +107,7 @@ impl Grants {
 /// Shared services behind the imports, one set per runtime.
 #[derive(Debug)]
 pub(crate) struct Services {
-    pub http: reqwest::Client,
+    pub http: Clients,
     /// Plugin key-value state and the rate-limit budgets of upstream APIs,
     /// shared with other replicas when the backend is.
     pub coordination: Arc<dyn Coordination>,
