@@ -1,6 +1,7 @@
-//! Cassettes: the HTTP exchanges of one connector call, recorded once
-//! through a forwarding server on 127.0.0.1 and replayed later by the
-//! strict scripted [`Server`](crate::Server), with no upstream at all.
+//! Cassettes: the host calls of one connector call. Its HTTP exchanges
+//! are recorded once through a forwarding server on 127.0.0.1 and replayed
+//! later by the strict scripted [`Server`](crate::Server), with no upstream
+//! at all.
 //!
 //! The host's HTTP client is not swapped for this: the plugin is pointed
 //! at the [`Recorder`] (or, on replay, at the scripted server) by its
@@ -9,6 +10,10 @@
 //! cassette holds no credential. The upstream's base URL is stored as
 //! [`BASE`] and put back as the replaying server's own, so links such as
 //! GitHub's `Link` pagination point at whichever server answers.
+//!
+//! A cassette may also hold the call's key-value calls and clock readings.
+//! Those are host calls this crate cannot see from a socket; the
+//! conformance suite records them in the host and replays them there.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -31,6 +36,7 @@ pub const BASE: &str = "{base}";
 /// request ids would only make two recordings differ.
 const KEPT_HEADERS: &[&str] = &[
     "content-type",
+    "etag",
     "link",
     "retry-after",
     "x-ratelimit-limit",
@@ -44,6 +50,106 @@ const KEPT_HEADERS: &[&str] = &[
 pub struct Cassette {
     /// In the order they were made.
     pub exchanges: Vec<Exchange>,
+    /// The plugin's key-value calls, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kv: Vec<KvCall>,
+    /// Every clock reading the plugin made, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock: Vec<ClockReading>,
+}
+
+/// One call on the plugin's key-value store and what it answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op", deny_unknown_fields)]
+pub enum KvCall {
+    Get {
+        key: String,
+        /// The value found; absent when there was none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        found: Option<Bytes>,
+    },
+    Set {
+        key: String,
+        value: Bytes,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+impl KvCall {
+    /// The call without its answer, to name it in a mismatch.
+    pub fn describe(&self) -> String {
+        match self {
+            KvCall::Get { key, .. } => format!("get {key:?}"),
+            KvCall::Set { key, value } => format!("set {key:?} to {}", value.describe()),
+            KvCall::Delete { key } => format!("delete {key:?}"),
+        }
+    }
+}
+
+/// A stored value: as text when it is UTF-8, which keeps cassettes
+/// readable, otherwise as hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Bytes {
+    Text(String),
+    Hex { hex: String },
+}
+
+impl Bytes {
+    pub fn new(raw: &[u8]) -> Bytes {
+        match std::str::from_utf8(raw) {
+            Ok(text) => Bytes::Text(text.to_string()),
+            Err(_) => Bytes::Hex {
+                hex: raw.iter().map(|b| format!("{b:02x}")).collect(),
+            },
+        }
+    }
+
+    /// The raw bytes; `None` for hex that does not decode.
+    pub fn raw(&self) -> Option<Vec<u8>> {
+        match self {
+            Bytes::Text(text) => Some(text.as_bytes().to_vec()),
+            Bytes::Hex { hex } => {
+                if hex.len() % 2 != 0 {
+                    return None;
+                }
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                    .collect()
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Bytes::Text(text) if text.len() <= 40 => format!("{text:?}"),
+            Bytes::Text(text) => format!("{} byte(s) of text", text.len()),
+            Bytes::Hex { hex } => format!("{} byte(s)", hex.len() / 2),
+        }
+    }
+}
+
+/// One reading of a clock. Values are the recording's own time, so two
+/// recordings agree on the kinds and order of readings, not on the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClockReading {
+    /// Nanoseconds since the Unix epoch.
+    WallNs(u64),
+    /// Nanoseconds on the monotonic clock.
+    MonotonicNs(u64),
+}
+
+impl ClockReading {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClockReading::WallNs(_) => "wall",
+            ClockReading::MonotonicNs(_) => "monotonic",
+        }
+    }
 }
 
 /// One request and the answer it got.
@@ -155,7 +261,11 @@ impl Recorder {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect_timeout(&self.address, IO_TIMEOUT);
         match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Ok(exchanges))) => Ok(Cassette { exchanges }),
+            Some(Ok(Ok(exchanges))) => Ok(Cassette {
+                exchanges,
+                kv: Vec::new(),
+                clock: Vec::new(),
+            }),
             Some(Ok(Err(e))) => Err(CassetteError::Recording(e)),
             _ => Err(CassetteError::Recording(
                 "the recorder thread failed".into(),

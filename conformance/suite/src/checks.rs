@@ -14,6 +14,7 @@ use crate::case::{
     SyncInput,
 };
 use crate::subject::{Subject, imported_capabilities};
+use crate::tape::Tape;
 
 /// How one call ended.
 #[derive(Debug)]
@@ -31,39 +32,55 @@ enum Ending {
 /// Runs the case's check on one half of the case: the plugin loaded as the
 /// half says, then the check.
 pub async fn run(subject: &Subject, case: &Case, half: &Setup) -> Result<(), String> {
-    let runtime = subject.runtime(half.limits)?;
+    let input = half.input.as_ref();
+    // A cassette replays key-value calls and clock readings in the runtime
+    // itself, so it must be in place before the plugin loads.
+    let cassette = match (case.check, input) {
+        (crate::case::Check::ReplaysCassette, Some(Input::Sync(sync))) => {
+            let file = sync
+                .cassette
+                .as_ref()
+                .ok_or("the replays-cassette check needs input.sync.cassette")?;
+            Some(Cassette::load(&case.folder.join(file)).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let tape = cassette.as_ref().map(Tape::replaying);
+    let runtime = subject.runtime_on(half.limits, tape.as_ref())?;
     let plugin = subject
         .load(&runtime, &half.manifest)
         .await
         .map_err(|e| format!("did not load: {e}"))?;
-    let input = half.input.as_ref();
-    match (case.check, input) {
-        (crate::case::Check::Describe, _) => describe(&plugin).await,
-        (crate::case::Check::Capabilities, _) => capabilities(&plugin),
-        (crate::case::Check::Survives, Some(input)) => {
+    match (case.check, input, cassette, tape) {
+        (crate::case::Check::Describe, ..) => describe(&plugin).await,
+        (crate::case::Check::Capabilities, ..) => capabilities(&plugin),
+        (crate::case::Check::Survives, Some(input), ..) => {
             let bound = subject.bind(&plugin, &half.config, None)?;
             for (what, ending) in call(subject, &bound, input, &case.folder).await? {
                 allowed(&what, &ending, &case.allow)?;
             }
             Ok(())
         }
-        (crate::case::Check::Deterministic, Some(input)) => {
+        (crate::case::Check::Deterministic, Some(input), ..) => {
             let bound = subject.bind(&plugin, &half.config, None)?;
             let first = call(subject, &bound, input, &case.folder).await?;
             let second = call(subject, &bound, input, &case.folder).await?;
             deterministic(&first, &second)
         }
-        (crate::case::Check::IdempotentRecords, Some(input)) => {
+        (crate::case::Check::IdempotentRecords, Some(input), ..) => {
             let bound = subject.bind(&plugin, &half.config, None)?;
             idempotent_records(&bound, input, &case.folder).await
         }
-        (crate::case::Check::PlanExecuteAgree, Some(Input::Action(action))) => {
+        (crate::case::Check::PlanExecuteAgree, Some(Input::Action(action)), ..) => {
             plan_execute_agree(subject, &plugin, half, action).await
         }
-        (crate::case::Check::ReplaysCassette, Some(Input::Sync(sync))) => {
-            replays_cassette(subject, &plugin, half, sync, &case.folder).await
-        }
-        (check, _) => Err(format!("the {check:?} check has no input it can use")),
+        (
+            crate::case::Check::ReplaysCassette,
+            Some(Input::Sync(sync)),
+            Some(cassette),
+            Some(tape),
+        ) => replays_cassette(subject, &plugin, half, sync, &case.folder, &cassette, &tape).await,
+        (check, ..) => Err(format!("the {check:?} check has no input it can use")),
     }
 }
 
@@ -269,27 +286,28 @@ async fn agree(plugin: &Plugin, request: &ActionRequest) -> Result<(), String> {
 /// Syncs until the connector says it is done, answered only by the
 /// cassette. A request the cassette does not expect gets a 500, so the
 /// sync usually fails too; the cassette's complaint names the request and
-/// comes first.
+/// comes first. Key-value calls and clock readings come from the cassette
+/// too, through the runtime's `tape`, and must match it as strictly.
 async fn replays_cassette(
     subject: &Subject,
     plugin: &Plugin,
     half: &Setup,
     sync: &SyncInput,
     folder: &Path,
+    cassette: &Cassette,
+    tape: &Tape,
 ) -> Result<(), String> {
-    let file = sync
-        .cassette
-        .as_ref()
-        .ok_or("the replays-cassette check needs input.sync.cassette")?;
-    let cassette = Cassette::load(&folder.join(file)).map_err(|e| e.to_string())?;
     let server = Server::start_with(|base| cassette.steps(base))
         .map_err(|e| format!("cannot start the cassette's server: {e}"))?;
+    tape.set_base(&server.base_url());
     let bound = subject.bind(plugin, &half.config, Some(&server.base_url()))?;
     let synced = sync_to_the_end(&bound, sync, folder).await;
     server
         .finish()
         .check()
         .map_err(|e| format!("the requests differ from the cassette: {e}"))?;
+    tape.check()
+        .map_err(|e| format!("the host calls differ from the cassette: {e}"))?;
     if synced?.nodes.is_empty() {
         return Err("the replayed sync yields no records".into());
     }

@@ -13,6 +13,7 @@ pub mod case;
 mod checks;
 mod inspect;
 mod subject;
+pub mod tape;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -7,16 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use org_mesh_cache::Coordination;
 use org_mesh_cache::memory::MemoryCoordination;
 use org_mesh_model::{ChangeSet, Direction, NodeRef, StoredEdge, StoredNode};
 use org_mesh_runtime::{
-    Capability, Grants, GraphReader, Limits, Manifest, Plugin, Runtime, RuntimeOptions,
+    Capability, Clock, Grants, GraphReader, Limits, Manifest, Plugin, Runtime, RuntimeOptions,
     SecretSource,
 };
 use serde_json::{Map, Value as Json};
 
 use crate::Error;
 use crate::case::{LimitsChange, ManifestChange};
+use crate::tape::Tape;
 
 /// The limits conformance runs under: the runtime's defaults, with a
 /// shorter wall clock so that a hung call fails the case rather than the
@@ -155,14 +157,25 @@ impl Subject {
 
     /// A runtime under the suite's limits, or a twin's.
     pub fn runtime(&self, limits: LimitsChange) -> Result<Runtime, String> {
+        self.runtime_on(limits, None)
+    }
+
+    /// A runtime whose key-value store and clocks are `tape`'s, to record
+    /// or replay them.
+    pub fn runtime_on(&self, limits: LimitsChange, tape: Option<&Tape>) -> Result<Runtime, String> {
         let options = RuntimeOptions {
             limits: suite_limits(limits),
             cache_dir: Some(self.cache.path().to_path_buf()),
+            clock: tape.map(|t| Arc::new(t.clone()) as Arc<dyn Clock>),
             ..RuntimeOptions::default()
+        };
+        let coordination: Arc<dyn Coordination> = match tape {
+            Some(tape) => Arc::new(tape.clone()),
+            None => Arc::new(MemoryCoordination::default()),
         };
         Runtime::new(
             options,
-            Arc::new(MemoryCoordination::default()),
+            coordination,
             Some(self.graph.clone()),
             &prometheus::Registry::new(),
         )

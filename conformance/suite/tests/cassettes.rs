@@ -3,7 +3,9 @@
 //! forwards to the GitHub replay (`conformance/replay`). The committed
 //! cassette must be what a recording gives today, so a change to the
 //! connector's requests or to the recorded fixtures shows up here, with
-//! the command that records it anew. Needs `.ci/setup` and
+//! the command that records it anew. The connector's key-value calls and
+//! clock readings are recorded in the host alongside; readings are compared
+//! by clock and order, since their values are the time of recording. Needs `.ci/setup` and
 //! `.ci/build-plugins`.
 //!
 //! Record anew with
@@ -16,8 +18,9 @@ use std::path::PathBuf;
 
 use org_mesh_conformance::Subject;
 use org_mesh_conformance::case::{LimitsChange, ManifestChange};
+use org_mesh_conformance::tape::Tape;
 use org_mesh_harness::{GITHUB_TOKEN, replay, root};
-use org_mesh_plugin_testkit::cassette::{Cassette, Recorder};
+use org_mesh_plugin_testkit::cassette::{Cassette, ClockReading, Recorder};
 use org_mesh_runtime::{Grants, SecretSource};
 use serde_json::json;
 
@@ -32,8 +35,9 @@ async fn record_github_sync() -> Cassette {
     let recorder = Recorder::start(&scenario.api_url).unwrap_or_else(|e| panic!("{e}"));
     let subject = Subject::open(&root().join("plugins/dist/github-connector"))
         .unwrap_or_else(|e| panic!("{e}: run .ci/build-plugins"));
+    let tape = Tape::recording();
     let runtime = subject
-        .runtime(LimitsChange::default())
+        .runtime_on(LimitsChange::default(), Some(&tape))
         .unwrap_or_else(|e| panic!("{e}"));
     let plugin = subject
         .load(&runtime, &ManifestChange::default())
@@ -42,12 +46,20 @@ async fn record_github_sync() -> Cassette {
     let token = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(token.path(), GITHUB_TOKEN).unwrap_or_else(|e| panic!("{e}"));
     let base = recorder.base_url();
+    tape.set_base(&base);
     let grants = Grants {
         http_hosts: vec![base.trim_start_matches("http://").to_string()],
         secrets: BTreeMap::from([("token".into(), SecretSource::File(token.path().into()))]),
+        kv: true,
         ..Grants::default()
     };
-    let config = json!({"api_url": base, "org": "octokit-fixture-org", "per_page": 100});
+    // Conditional requests put the key-value store on the tape as well.
+    let config = json!({
+        "api_url": base,
+        "org": "octokit-fixture-org",
+        "per_page": 100,
+        "conditional_requests": true,
+    });
     let bound = plugin
         .bind("github", &config, grants)
         .unwrap_or_else(|e| panic!("{e:?}"));
@@ -61,7 +73,14 @@ async fn record_github_sync() -> Cassette {
         "the sync left recorded requests unmade: {:?}",
         replay().pending(&scenario)
     );
-    recorder.finish().unwrap_or_else(|e| panic!("{e}"))
+    let mut cassette = recorder.finish().unwrap_or_else(|e| panic!("{e}"));
+    (cassette.kv, cassette.clock) = tape.recorded();
+    cassette
+}
+
+/// Which clock each reading was of, in order.
+fn clocks(cassette: &Cassette) -> Vec<&'static str> {
+    cassette.clock.iter().map(ClockReading::kind).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +98,20 @@ async fn the_committed_github_sync_cassette_is_what_a_recording_gives_today() {
         .find(|(a, b)| a != b)
         .map(|(a, _)| format!("{} {}", a.method, a.target));
     assert!(
-        committed == fresh,
+        !fresh.clock.is_empty(),
+        "the SDK's client reads the wall clock after every answer"
+    );
+    assert_eq!(
+        clocks(&committed),
+        clocks(&fresh),
+        "the clock readings differ from a recording made now; record anew: cargo test -p org-mesh-conformance --test cassettes -- --ignored"
+    );
+    assert_eq!(
+        committed.kv, fresh.kv,
+        "the key-value calls differ from a recording made now; record anew: cargo test -p org-mesh-conformance --test cassettes -- --ignored"
+    );
+    assert!(
+        committed.exchanges == fresh.exchanges,
         "{} differs from a recording made now (first difference at {differs:?}, {} exchanges committed, {} recorded); record it anew: cargo test -p org-mesh-conformance --test cassettes -- --ignored",
         github_sync_cassette().display(),
         committed.exchanges.len(),

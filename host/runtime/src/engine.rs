@@ -11,7 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings;
 use crate::cache::Cache;
-use crate::host::{CallState, GraphReader, Services};
+use crate::host::{CallState, Clock, GraphReader, Services};
 
 /// The sandbox limits applied to every plugin call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +66,8 @@ pub struct RuntimeOptions {
     pub quarantine_after: u32,
     /// The first quarantine; each further one doubles, up to an hour.
     pub quarantine_base: Duration,
+    /// The clocks plugins read; `None` gives them the system's.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for RuntimeOptions {
@@ -77,6 +79,7 @@ impl Default for RuntimeOptions {
             max_instances: 64,
             quarantine_after: 5,
             quarantine_base: Duration::from_secs(30),
+            clock: None,
         }
     }
 }
@@ -158,6 +161,7 @@ impl Runtime {
                     http,
                     coordination,
                     graph,
+                    clock: options.clock.clone(),
                 }),
                 cache,
                 metrics: crate::registry::Metrics::new(registry)?,

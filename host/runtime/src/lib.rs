@@ -21,7 +21,7 @@ mod registry;
 pub use cache::CacheOutcome;
 pub use engine::{Limits, Runtime, RuntimeOptions};
 pub use error::{CallError, Failure, LoadError, PluginFailure};
-pub use host::{Grants, GraphReader, SecretSource};
+pub use host::{Clock, Grants, GraphReader, SecretSource};
 pub use manifest::{Capability, Kind, Manifest};
 pub use plugin::{
     ActionPlan, ActionRequest, Attachment, Description, DetectOutput, HandleOutput, Incoming,

@@ -22,6 +22,10 @@ pub struct Config {
     /// records them as `Message` nodes.
     #[serde(default)]
     pub comments_since: Option<String>,
+    /// Whether every listing is read with `if-none-match`, answered from
+    /// the plugin's key-value store when GitHub says it has not changed.
+    #[serde(default)]
+    pub conditional_requests: bool,
 }
 
 fn default_messages() -> bool {

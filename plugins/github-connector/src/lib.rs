@@ -32,10 +32,12 @@ pub use webhook::{EVENTS, Handled, handle};
 pub const NAME: &str = "github-connector";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The client every request goes through: GitHub's v3 media type, and the
-/// `token` secret attached by the host in GitHub's classic scheme.
+/// The client every request goes through: GitHub's v3 media type, the
+/// `token` secret attached by the host in GitHub's classic scheme, and
+/// conditional requests when the config asks for them.
 pub fn client<T: Transport>(config: &Config, transport: T) -> Client<T> {
     Client::with_transport(&config.api_url, transport)
+        .conditional_requests(config.conditional_requests)
         .header("accept", "application/vnd.github.v3+json")
         .header(
             "user-agent",
@@ -70,7 +72,7 @@ impl Guest for GithubConnector {
     // the host's time limit.
     fn sync(req: SyncRequest) -> Result<SyncResponse, PluginError> {
         let config = Config::parse(&req.config)?;
-        let api = client(&config, org_mesh_plugin::rest::HostTransport);
+        let api = client(&config, org_mesh_plugin::rest::CachingHostTransport);
         let Scan {
             batch,
             notes,

@@ -33,6 +33,16 @@ pub trait Transport {
 
     /// Reports a wait or retry the client decided on by itself.
     fn warn(&self, message: &str, fields: &[(&str, String)]);
+
+    /// What the client stored under `key` for conditional requests; `None`
+    /// when nothing is, or the transport keeps nothing.
+    fn cache_get(&self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Stores a value for [`Transport::cache_get`]. Keeping nothing is
+    /// correct, only slower.
+    fn cache_put(&self, _key: &str, _value: &[u8]) {}
 }
 
 /// The real transport: the host's `http` and `log` imports and the WASI
@@ -61,6 +71,53 @@ impl Transport for HostTransport {
             .map(|(k, v)| ((*k).to_string(), v.clone()))
             .collect();
         crate::log::emit(crate::log::Level::Warn, message, &fields);
+    }
+}
+
+/// [`HostTransport`] with the plugin's key-value store as the cache for
+/// [`Client::conditional_requests`]. A separate type because using it makes
+/// the component import `kv`, which its manifest must then ask for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CachingHostTransport;
+
+impl Transport for CachingHostTransport {
+    fn send(&self, request: &Request) -> Result<Response, http::Error> {
+        HostTransport.send(request)
+    }
+
+    fn now_unix_secs(&self) -> u64 {
+        HostTransport.now_unix_secs()
+    }
+
+    fn sleep_secs(&self, secs: u64) {
+        HostTransport.sleep_secs(secs);
+    }
+
+    fn warn(&self, message: &str, fields: &[(&str, String)]) {
+        HostTransport.warn(message, fields);
+    }
+
+    /// A failure reads as nothing stored.
+    fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        match crate::kv::get(key) {
+            Ok(value) => value,
+            Err(e) => {
+                self.warn(
+                    "Cannot read the conditional-request cache",
+                    &[("error", format!("{e:?}"))],
+                );
+                None
+            }
+        }
+    }
+
+    fn cache_put(&self, key: &str, value: &[u8]) {
+        if let Err(e) = crate::kv::set(key, value) {
+            self.warn(
+                "Cannot write the conditional-request cache",
+                &[("error", format!("{e:?}"))],
+            );
+        }
     }
 }
 
@@ -223,7 +280,7 @@ impl Reply {
 }
 
 /// The JSON client. Build one per plugin call; it keeps no state between
-/// requests.
+/// requests, except through [`Client::conditional_requests`].
 #[derive(Debug, Clone)]
 pub struct Client<T = HostTransport> {
     base_url: String,
@@ -232,6 +289,43 @@ pub struct Client<T = HostTransport> {
     transport: T,
     retry: RetryPolicy,
     max_pages: usize,
+    conditional: bool,
+}
+
+/// A GET answer kept for conditional requests.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
+    body: String,
+}
+
+/// Keys and values above these are not kept: the host's key-value store
+/// refuses keys over 512 bytes and values over 1 MiB.
+const MAX_CACHE_KEY: usize = 500;
+const MAX_CACHE_VALUE: usize = 1_000_000;
+
+impl Cached {
+    fn key(url: &str) -> Option<String> {
+        let key = format!("etag {url}");
+        (key.len() <= MAX_CACHE_KEY).then_some(key)
+    }
+
+    fn reply(self) -> Reply {
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("etag".to_string(), self.etag),
+        ];
+        if let Some(link) = self.link {
+            headers.push(("link".to_string(), link));
+        }
+        Reply {
+            status: 200,
+            headers,
+            body: self.body.into_bytes(),
+        }
+    }
 }
 
 impl Client<HostTransport> {
@@ -249,6 +343,7 @@ impl<T: Transport> Client<T> {
             transport,
             retry: RetryPolicy::default(),
             max_pages: 1000,
+            conditional: false,
         }
     }
 
@@ -269,6 +364,16 @@ impl<T: Transport> Client<T> {
 
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Keeps each GET answer that carries an `etag` in the transport's cache
+    /// (the plugin's key-value store with [`CachingHostTransport`]) and asks
+    /// with `if-none-match` next time; a `304 Not Modified` is then answered
+    /// from the cache. GitHub does not count such answers against the rate
+    /// limit, which matters for full syncs of large organisations.
+    pub fn conditional_requests(mut self, on: bool) -> Self {
+        self.conditional = on;
         self
     }
 
@@ -358,6 +463,14 @@ impl<T: Transport> Client<T> {
         json_body: Option<&str>,
     ) -> Result<Reply, RestError> {
         let mut headers = self.headers.clone();
+        let conditional = self.conditional && method.eq_ignore_ascii_case("GET");
+        let mut cached = None;
+        if conditional {
+            cached = self.cached(url);
+            if let Some(c) = &cached {
+                headers.push(("if-none-match".to_string(), c.etag.clone()));
+            }
+        }
         if json_body.is_some() {
             headers.push((
                 "content-type".to_string(),
@@ -382,9 +495,17 @@ impl<T: Transport> Client<T> {
                     url: url.to_string(),
                     error,
                 })?;
+            if response.status == 304
+                && let Some(cached) = cached.take()
+            {
+                return Ok(cached.reply());
+            }
             let now = self.transport.now_unix_secs();
             match classify(&response, now, self.retry.default_wait_secs) {
                 Outcome::Success => {
+                    if conditional {
+                        self.remember(url, &response);
+                    }
                     return Ok(Reply {
                         status: response.status,
                         headers: response.headers,
@@ -447,6 +568,31 @@ impl<T: Transport> Client<T> {
 }
 
 impl<T: Transport> Client<T> {
+    fn cached(&self, url: &str) -> Option<Cached> {
+        let raw = self.transport.cache_get(&Cached::key(url)?)?;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    /// Keeps an answer with an `etag` whose body is text and small enough.
+    fn remember(&self, url: &str, response: &Response) {
+        let (Some(key), Some(etag)) = (Cached::key(url), header(&response.headers, "etag")) else {
+            return;
+        };
+        let Ok(body) = std::str::from_utf8(&response.body) else {
+            return;
+        };
+        let entry = Cached {
+            etag: etag.to_string(),
+            link: header(&response.headers, "link").map(str::to_string),
+            body: body.to_string(),
+        };
+        if let Ok(value) = serde_json::to_vec(&entry)
+            && value.len() <= MAX_CACHE_VALUE
+        {
+            self.transport.cache_put(&key, &value);
+        }
+    }
+
     /// How long to wait before resending a request answered with a server
     /// error, or none when it must not be resent.
     fn server_error_wait(&self, method: &str, response: &Response, sent_again: u32) -> Option<u64> {
@@ -652,6 +798,7 @@ mod tests {
         sent: RefCell<Vec<Request>>,
         slept: RefCell<Vec<u64>>,
         now: u64,
+        cache: RefCell<std::collections::BTreeMap<String, Vec<u8>>>,
     }
 
     impl Script {
@@ -686,6 +833,16 @@ mod tests {
         }
 
         fn warn(&self, _message: &str, _fields: &[(&str, String)]) {}
+
+        fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+            self.cache.borrow().get(key).cloned()
+        }
+
+        fn cache_put(&self, key: &str, value: &[u8]) {
+            self.cache
+                .borrow_mut()
+                .insert(key.to_string(), value.to_vec());
+        }
     }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
@@ -703,6 +860,71 @@ mod tests {
         Client::with_transport("http://127.0.0.1:9/api.github.com/abc/", script)
             .header("accept", "application/vnd.github.v3+json")
             .auth("token", AuthScheme::Token)
+    }
+
+    #[test]
+    fn a_not_modified_page_is_answered_from_the_cache_links_included() {
+        let page1 = "http://127.0.0.1:9/api.github.com/abc/orgs/o/repos";
+        let link = "<http://127.0.0.1:9/api.github.com/abc/orgs/o/repos?page=2>; rel=\"next\"";
+        let script = Script::new(vec![
+            answer(200, &[("etag", "W/\"one\""), ("link", link)], "[1,2]"),
+            answer(200, &[("etag", "\"two\"")], "[3]"),
+            answer(304, &[("etag", "W/\"one\"")], ""),
+            answer(200, &[("etag", "\"two-b\"")], "[4]"),
+        ]);
+        let api = client(&script).conditional_requests(true);
+        let first: Vec<u32> = api.get_all("orgs/o/repos").unwrap_or_default();
+        assert_eq!(first, vec![1, 2, 3]);
+        let second: Vec<u32> = api.get_all("orgs/o/repos").unwrap_or_default();
+        assert_eq!(
+            second,
+            vec![1, 2, 4],
+            "page 1 from the cache, page 2 changed"
+        );
+        let asked: Vec<Option<String>> = script
+            .sent
+            .borrow()
+            .iter()
+            .map(|r| header(&r.headers, "if-none-match").map(str::to_string))
+            .collect();
+        assert_eq!(
+            asked,
+            vec![
+                None,
+                None,
+                Some("W/\"one\"".to_string()),
+                Some("\"two\"".to_string())
+            ]
+        );
+        assert_eq!(script.urls().first().map(String::as_str), Some(page1));
+    }
+
+    #[test]
+    fn without_conditional_requests_nothing_is_cached_or_asked() {
+        let script = Script::new(vec![
+            answer(200, &[("etag", "\"one\"")], "[1]"),
+            answer(200, &[("etag", "\"one\"")], "[1]"),
+        ]);
+        let api = client(&script);
+        let _: Vec<u32> = api.get_all("orgs/o/repos").unwrap_or_default();
+        let again: Vec<u32> = api.get_all("orgs/o/repos").unwrap_or_default();
+        assert_eq!(again, vec![1]);
+        assert!(script.cache.borrow().is_empty());
+        assert!(
+            script
+                .sent
+                .borrow()
+                .iter()
+                .all(|r| header(&r.headers, "if-none-match").is_none())
+        );
+    }
+
+    #[test]
+    fn a_304_without_a_cached_answer_is_an_error_not_an_empty_page() {
+        let script = Script::new(vec![answer(304, &[], "")]);
+        let api = client(&script).conditional_requests(true);
+        let got: Result<Vec<u32>, RestError> = api.get_all("orgs/o/repos");
+        assert_eq!(got.err().and_then(|e| e.status()), Some(304));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The host side of the plugin imports and the per-call state they share.
 
+mod clock;
 mod graph;
 mod http;
 mod kv;
@@ -19,6 +20,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::engine::Limits;
 use crate::manifest::Capability;
 
+pub use clock::Clock;
 pub use graph::GraphReader;
 pub(crate) use resolve::Clients;
 
@@ -112,6 +114,8 @@ pub(crate) struct Services {
     /// shared with other replicas when the backend is.
     pub coordination: Arc<dyn Coordination>,
     pub graph: Option<Arc<dyn GraphReader>>,
+    /// Replaces the system clocks for every call when set.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// Everything one call's store holds.
@@ -157,11 +161,15 @@ impl CallState {
     ) -> Self {
         // No preopened folders, no environment, no arguments, and sockets
         // denied: the only ways out are the org-mesh imports.
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some(clock) = &services.clock {
+            wasi.wall_clock(clock::Wall(clock.clone()))
+                .monotonic_clock(clock::Monotonic(clock.clone()));
+        }
+        let wasi = wasi.build();
         CallState {
             wasi,
             table: ResourceTable::new(),
