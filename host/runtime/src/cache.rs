@@ -5,7 +5,9 @@
 //! new wasmtime or different compiler settings use a fresh folder) and are
 //! named by the SHA-256 of the component's bytes. Each entry carries the
 //! SHA-256 of its payload: a truncated or altered file is a miss, logged,
-//! recompiled and rewritten, never a failure.
+//! recompiled and rewritten, never a failure. An intact entry that this
+//! engine refuses is the component's failure, reported without compiling
+//! it again.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ pub enum CacheOutcome {
     Hit,
     /// Not cached yet; compiled and stored.
     Miss,
-    /// An entry existed but was corrupt or stale; recompiled and replaced.
+    /// An entry existed but was corrupt; recompiled and replaced.
     Replaced,
 }
 
@@ -84,13 +86,14 @@ pub(crate) fn compile(
     let path = cache.entry(bytes);
     let existed = path.exists();
     if let Some(payload) = Cache::read(&path) {
-        match deserialize(engine, &payload) {
-            Ok(component) => return Ok((component, CacheOutcome::Hit)),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "Stale compiled plugin in cache; recompiling")
-            }
-        }
-    } else if existed {
+        // The entry is intact and sits in this engine's folder, so compiling
+        // again would give the same code: a failure here is the component's
+        // own under this engine's limits (say, a memory minimum above the
+        // cap), and recompiling an 18 MB component to learn so again costs
+        // many seconds.
+        return deserialize(engine, &payload).map(|component| (component, CacheOutcome::Hit));
+    }
+    if existed {
         tracing::warn!(path = %path.display(), "Corrupt compiled plugin in cache; recompiling");
     }
     let payload = engine.precompile_component(bytes)?;
