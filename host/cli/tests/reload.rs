@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,13 +21,6 @@ use sha2::{Digest, Sha256};
 
 fn digest12(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))[..12].to_string()
-}
-
-/// What a watcher would call the policy folder's version.
-fn folder_version(dir: &Path) -> String {
-    org_mesh_watch::content_hash(dir)
-        .map(|(hash, _)| hash.to_string())
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// Waits until the service reports a reload of `target` that tried

@@ -19,75 +19,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::backends::*;
 use common::*;
 use org_mesh_harness::FaultProxy;
 use org_mesh_model::{NodeRef, Properties};
 use org_mesh_store::{EmbeddedStore, GraphStore, Neo4jOptions, Neo4jStore};
 use serde_json::Value;
-
-/// The tests share one Neo4j database.
-static NEO4J: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn required(variable: &str, start: &str) -> String {
-    std::env::var(variable).unwrap_or_else(|_| {
-        panic!(
-            "{variable} is not set: start the server with {start} DIR and set {variable} from DIR"
-        )
-    })
-}
-
-fn neo4j_url() -> String {
-    required("ORG_MESH_TEST_NEO4J_URL", "conformance/neo4j/run start")
-}
-
-fn redis_url() -> String {
-    required("ORG_MESH_TEST_REDIS_URL", "conformance/redis/run start")
-}
-
-async fn empty_neo4j() {
-    let store = Neo4jStore::connect(Neo4jOptions::local(neo4j_url()))
-        .await
-        .unwrap_or_else(|e| panic!("connecting to Neo4j: {e}"));
-    store
-        .wipe()
-        .await
-        .unwrap_or_else(|e| panic!("wiping Neo4j: {e}"));
-}
-
-/// A key prefix no other test run uses.
-fn fresh_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("test-{test}-{}-{nanos}:", std::process::id())
-}
-
-/// The settings of a replica on Neo4j at `graph` and Redis at `cache`.
-/// Work a replica took and did not finish is taken over after 2 s, and the
-/// store gives up on a silent Neo4j after 2 s, so the tests stay short.
-fn replica(graph: &str, cache: &str, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("ORG_MESH_GRAPH__BACKEND", "neo4j"),
-        ("ORG_MESH_GRAPH__NEO4J__URI", graph),
-        ("ORG_MESH_GRAPH__NEO4J__TIMEOUT_SECS", "2"),
-        ("ORG_MESH_CACHE__BACKEND", "redis"),
-        ("ORG_MESH_CACHE__REDIS__URL", cache),
-        ("ORG_MESH_CACHE__REDIS__PREFIX", prefix),
-        ("ORG_MESH_CACHE__REDIS__TIMEOUT_SECS", "2"),
-        ("ORG_MESH_CACHE__RECLAIM_AFTER_SECS", "2"),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec()
-}
-
-async fn start_replica(settings: &[(String, String)]) -> Server {
-    let pairs: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    start_with(&pairs).await
-}
 
 /// `n` deliveries, each adding a different person.
 fn burst(n: usize) -> Vec<Delivery> {

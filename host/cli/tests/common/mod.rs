@@ -7,6 +7,7 @@
     reason = "each test binary uses its own part of these helpers"
 )]
 
+pub mod backends;
 pub mod messages;
 
 use std::path::Path;
@@ -372,6 +373,13 @@ pub fn rebuilt(component: &[u8], label: &str) -> Vec<u8> {
     out.push(u8::try_from(payload.len()).unwrap_or_else(|_| panic!("label too long")));
     out.extend_from_slice(&payload);
     out
+}
+
+/// What a watcher would call the policy folder's version.
+pub fn folder_version(dir: &Path) -> String {
+    org_mesh_watch::content_hash(dir)
+        .map(|(hash, _)| hash.to_string())
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// Copies of the built plugins and the shipped policies a service watches,
