@@ -629,3 +629,70 @@ async fn the_openapi_document_lists_every_api_route_with_its_role() {
         }
     }
 }
+
+/// What a page on another site can make a signed-in operator's browser
+/// send: a simple form POST (no custom header, so no preflight) and a
+/// preflight for anything more. The console keeps its token in session
+/// storage and sends it as a header, so the form POST arrives without it
+/// and is refused; no answer sets a cookie that a browser would add for
+/// the other site; and no preflight is granted, so a script there cannot
+/// send the header or read an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_request_has_no_cookie_to_ride_and_no_cors_grant() {
+    const ELSEWHERE: &str = "https://attacker.invalid";
+    let server = start().await;
+    let http = client();
+    let base = server.base.as_str();
+    for route in ROUTES {
+        let path = format!("{base}{}", route.example);
+        for method in route.methods {
+            let method = Method::from_bytes(method.as_bytes())
+                .unwrap_or_else(|e| panic!("{}: {e}", route.template));
+            let answer = http
+                .request(method.clone(), &path)
+                .header("origin", ELSEWHERE)
+                .header("content-type", "text/plain")
+                .body("x=1")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            let what = format!("{method} {} from another site", route.template);
+            assert!(
+                answer.headers().get("set-cookie").is_none(),
+                "{what} set a cookie"
+            );
+            assert!(
+                answer
+                    .headers()
+                    .get("access-control-allow-origin")
+                    .is_none(),
+                "{what} was granted to that site"
+            );
+            if matches!(
+                route.access,
+                Access::Viewer | Access::Approver | Access::Admin
+            ) {
+                assert_eq!(answer.status().as_u16(), 401, "{what} without the token");
+            }
+
+            let preflight = http
+                .request(Method::OPTIONS, &path)
+                .header("origin", ELSEWHERE)
+                .header("access-control-request-method", method.as_str())
+                .header("access-control-request-headers", "authorization")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("OPTIONS {path}: {e}"));
+            for grant in [
+                "access-control-allow-origin",
+                "access-control-allow-headers",
+                "access-control-allow-credentials",
+            ] {
+                assert!(
+                    preflight.headers().get(grant).is_none(),
+                    "the preflight of {what} answered {grant}"
+                );
+            }
+        }
+    }
+}
