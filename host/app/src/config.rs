@@ -9,6 +9,7 @@
 //! `ORG_MESH_SERVE__LISTEN` for `serve.listen` (see [`overlay_env`]).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use org_mesh_runtime::{Grants, SecretSource};
@@ -72,6 +73,32 @@ fn message_days() -> u64 {
 
 fn retention_interval() -> u64 {
     3600
+}
+
+/// The largest configuration file read. A configuration of hundreds of
+/// plugin instances fits many times over.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// The parser's default budget lets aliases replay a quarter of a million
+/// nodes before it gives up, seconds of work in a debug build, and takes
+/// 64 MiB scalars; a configuration shares at most a few grants or settings
+/// by anchor.
+fn parse_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 32,
+            flow_nesting_limit: 32,
+            max_documents: 1,
+            max_anchors: 1_000,
+            max_aliases: 1_000,
+            max_nodes: 100_000,
+            max_total_scalar_bytes: MAX_FILE_BYTES,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 20_000,
+            max_replay_stack_depth: 16,
+        },
+    }
 }
 
 /// A hundred years: longer is a typo, and would not fit a time stamp.
@@ -468,14 +495,36 @@ pub struct ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut text = String::new();
+        // One byte past the limit is enough for `parse` to refuse the file
+        // without holding all of a huge one in memory.
+        std::fs::File::open(path)
+            .and_then(|file| {
+                file.take(MAX_FILE_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(|e| ConfigError {
+                path: path.to_path_buf(),
+                problems: vec![format!("cannot read: {e}")],
+            })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text as [`Config::load`] does with
+    /// a file's; `path` names the file in errors, and relative paths are
+    /// resolved against its folder.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let err = |problems: Vec<String>| ConfigError {
             path: path.to_path_buf(),
             problems,
         };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read: {e}")]))?;
-        let mut config: Config =
-            serde_saphyr::from_str(&text).map_err(|e| err(vec![e.to_string()]))?;
+        if text.len() > MAX_FILE_BYTES {
+            return Err(err(vec![format!(
+                "the file is larger than {MAX_FILE_BYTES} bytes"
+            )]));
+        }
+        let mut config: Config = serde_saphyr::from_str_with_options(text, parse_options())
+            .map_err(|e| err(vec![e.to_string()]))?;
         let mut problems = Vec::new();
         config.overlay_env(std::env::vars(), &mut problems);
         config.expand_variables(&mut problems);
@@ -915,6 +964,52 @@ mod tests {
             problems: vec![e.to_string()],
         })?;
         Config::load(&path)
+    }
+
+    /// Loads `text` and returns the error message, failing if it took a
+    /// second or more.
+    fn refused_quickly(text: &str) -> String {
+        let start = std::time::Instant::now();
+        let message = match load(text) {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "took {:?}: {message}",
+            start.elapsed()
+        );
+        message
+    }
+
+    // The plugin `config` is the one place untyped YAML reaches, so a bomb
+    // there is not stopped by an unknown key first.
+    #[test]
+    fn hostile_yaml_is_refused_quickly() {
+        let head = "plugins: {dirs: [p]}\npolicies: {dir: q}\nconnectors:\n  - name: gh\n    plugin: github-connector\n    config:\n";
+        let mut bomb =
+            format!("{head}      l0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..10 {
+            let refs = vec![format!("*a{}", level - 1); 10].join(", ");
+            bomb.push_str(&format!("      l{level}: &a{level} [{refs}]\n"));
+        }
+        let err = refused_quickly(&bomb);
+        assert!(err.contains("alias") || err.contains("budget"), "{err}");
+
+        let deep = format!(
+            "{head}      deep: {}{}\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let err = refused_quickly(&deep);
+        assert!(err.contains("recursion") || err.contains("depth"), "{err}");
+
+        let huge = format!(
+            "state_dir: {}\nplugins: {{dirs: [p]}}\npolicies: {{dir: q}}\n",
+            "a".repeat(10 * 1024 * 1024)
+        );
+        let err = refused_quickly(&huge);
+        assert!(err.contains("larger than"), "{err}");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub struct Handled {
 }
 
 /// The `X-Gitlab-Event` values whose deliveries may be mapped.
-const HOOKS: [&str; 8] = [
+pub const HOOKS: [&str; 8] = [
     "Member Hook",
     "Subgroup Hook",
     "System Hook",

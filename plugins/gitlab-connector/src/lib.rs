@@ -18,7 +18,7 @@ use org_mesh_plugin::connector::{
 };
 use org_mesh_plugin::types::{Description, PluginError};
 
-pub use hooks::{Config, Handled, handle};
+pub use hooks::{Config, HOOKS, Handled, handle};
 pub use records::REDACTED;
 
 pub const NAME: &str = "gitlab-connector";
