@@ -1,5 +1,6 @@
 //! The durable repository: one redb file, resources stored as JSON under
-//! `connector / kind / id` keys, plus the creation sequence counter.
+//! `connector / kind / id` keys, the creation sequence counter, and the
+//! changes not yet taken by the sink under the same keys.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,10 +9,11 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::ResourceKind;
-use crate::repository::{RepositoryError, ScimRepository, StoredResource};
+use crate::repository::{RepositoryError, ScimRepository, StoredResource, Unsent};
 
 const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("scim_resources");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("scim_counters");
+const UNSENT: TableDefinition<&str, &[u8]> = TableDefinition::new("scim_unsent");
 const NEXT_SEQ: &str = "next_seq";
 /// Separates the parts of a key; connector names and ids never contain it
 /// in practice, and a prefix scan ending in it cannot match a longer
@@ -58,6 +60,7 @@ impl EmbeddedRepository {
         let txn = db.begin_write().step(&path, "starting a write")?;
         txn.open_table(RESOURCES).step(&path, "creating tables")?;
         txn.open_table(COUNTERS).step(&path, "creating tables")?;
+        txn.open_table(UNSENT).step(&path, "creating tables")?;
         txn.commit().step(&path, "committing tables")?;
         Ok(Self {
             db: Arc::new(db),
@@ -79,6 +82,30 @@ impl EmbeddedRepository {
 
 fn decode(bytes: &[u8]) -> Result<StoredResource, RepositoryError> {
     serde_json::from_slice(bytes).map_err(RepositoryError::Decode)
+}
+
+/// An unsent change as kept: whether it deleted the resource, and the
+/// resource.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Change {
+    deleted: bool,
+    resource: StoredResource,
+}
+
+fn encode_change(deleted: bool, resource: StoredResource) -> Result<Vec<u8>, RepositoryError> {
+    serde_json::to_vec(&Change { deleted, resource }).map_err(RepositoryError::Decode)
+}
+
+/// The connector and kind of a key.
+fn parts(key: &str) -> Option<(String, ResourceKind)> {
+    let mut parts = key.split(SEP);
+    let connector = parts.next()?.to_owned();
+    let kind = match parts.next()? {
+        "User" => ResourceKind::User,
+        "Group" => ResourceKind::Group,
+        _ => return None,
+    };
+    Some((connector, kind))
 }
 
 #[async_trait]
@@ -112,12 +139,17 @@ impl ScimRepository for EmbeddedRepository {
     ) -> Result<(), RepositoryError> {
         let key = key(connector, kind, &resource.id);
         let bytes = serde_json::to_vec(resource).map_err(RepositoryError::Decode)?;
+        let change = encode_change(false, resource.clone())?;
         self.run(move |db, path| {
             let txn = db.begin_write().step(path, "starting a write")?;
             txn.open_table(RESOURCES)
                 .step(path, "opening resources")?
                 .insert(key.as_str(), bytes.as_slice())
                 .step(path, "writing a resource")?;
+            txn.open_table(UNSENT)
+                .step(path, "opening unsent changes")?
+                .insert(key.as_str(), change.as_slice())
+                .step(path, "noting an unsent change")?;
             txn.commit().step(path, "committing a resource")
         })
         .await
@@ -155,6 +187,12 @@ impl ScimRepository for EmbeddedRepository {
                     .step(path, "removing a resource")?;
                 old.map(|v| decode(v.value())).transpose()?
             };
+            if let Some(last) = &removed {
+                txn.open_table(UNSENT)
+                    .step(path, "opening unsent changes")?
+                    .insert(key.as_str(), encode_change(true, last.clone())?.as_slice())
+                    .step(path, "noting an unsent change")?;
+            }
             txn.commit().step(path, "committing a removal")?;
             Ok(removed)
         })
@@ -183,6 +221,54 @@ impl ScimRepository for EmbeddedRepository {
             }
             found.sort_by_key(|r| r.seq);
             Ok(found)
+        })
+        .await
+    }
+
+    async fn unsent(&self) -> Result<Vec<Unsent>, RepositoryError> {
+        self.run(|db, path| {
+            let txn = db.begin_read().step(path, "starting a read")?;
+            let table = txn
+                .open_table(UNSENT)
+                .step(path, "opening unsent changes")?;
+            let mut found = Vec::new();
+            for entry in table.iter().step(path, "scanning unsent changes")? {
+                let (k, v) = entry.step(path, "scanning unsent changes")?;
+                let Some((connector, kind)) = parts(k.value()) else {
+                    tracing::warn!(
+                        key = k.value(),
+                        "Unsent SCIM change under a key of no kind; left as it is"
+                    );
+                    continue;
+                };
+                let change: Change =
+                    serde_json::from_slice(v.value()).map_err(RepositoryError::Decode)?;
+                found.push(Unsent {
+                    connector,
+                    kind,
+                    deleted: change.deleted,
+                    resource: change.resource,
+                });
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn sent(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<(), RepositoryError> {
+        let key = key(connector, kind, id);
+        self.run(move |db, path| {
+            let txn = db.begin_write().step(path, "starting a write")?;
+            txn.open_table(UNSENT)
+                .step(path, "opening unsent changes")?
+                .remove(key.as_str())
+                .step(path, "marking a change sent")?;
+            txn.commit().step(path, "committing a sent change")
         })
         .await
     }

@@ -21,7 +21,7 @@ mod service;
 pub use embedded::EmbeddedRepository;
 pub use error::{ERROR_SCHEMA, ScimError, ScimType};
 pub use http::{not_found, router, routes};
-pub use repository::{MemoryRepository, RepositoryError, ScimRepository, StoredResource};
+pub use repository::{MemoryRepository, RepositoryError, ScimRepository, StoredResource, Unsent};
 pub use schema::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 pub use service::{Context, DEFAULT_BODY_LIMIT, Endpoint, ListQuery, ScimService};
 

@@ -20,6 +20,17 @@ pub struct StoredResource {
     pub resource: Value,
 }
 
+/// A stored change the sink has not taken yet: the resource as written, or
+/// the last of it when `deleted`. Kept in the same write as the change, so
+/// that a sink failure or a crash between the two loses nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsent {
+    pub connector: String,
+    pub kind: ResourceKind,
+    pub deleted: bool,
+    pub resource: StoredResource,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
     #[error("scim store {path}: {step}")]
@@ -42,7 +53,8 @@ pub enum RepositoryError {
 pub trait ScimRepository: Send + Sync + std::fmt::Debug {
     /// A creation sequence number never handed out before by this store.
     async fn next_seq(&self) -> Result<u64, RepositoryError>;
-    /// Stores `resource`, replacing any with the same id.
+    /// Stores `resource`, replacing any with the same id, and in the same
+    /// write notes it as unsent.
     async fn put(
         &self,
         connector: &str,
@@ -55,7 +67,8 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<StoredResource>, RepositoryError>;
-    /// Removes a resource, returning what was stored.
+    /// Removes a resource, returning what was stored, and in the same write
+    /// notes its deletion as unsent.
     async fn delete(
         &self,
         connector: &str,
@@ -68,6 +81,16 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
         connector: &str,
         kind: ResourceKind,
     ) -> Result<Vec<StoredResource>, RepositoryError>;
+    /// Every change not yet marked [`sent`](ScimRepository::sent), the
+    /// latest of each resource.
+    async fn unsent(&self) -> Result<Vec<Unsent>, RepositoryError>;
+    /// Marks the latest change of a resource as taken by the sink.
+    async fn sent(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<(), RepositoryError>;
 }
 
 type Key = (String, ResourceKind, String);
@@ -82,6 +105,8 @@ pub struct MemoryRepository {
 struct MemoryState {
     next_seq: u64,
     resources: BTreeMap<Key, StoredResource>,
+    /// Whether the change was a deletion, and the resource.
+    unsent: BTreeMap<Key, (bool, StoredResource)>,
 }
 
 impl MemoryRepository {
@@ -117,8 +142,9 @@ impl ScimRepository for MemoryRepository {
         resource: &StoredResource,
     ) -> Result<(), RepositoryError> {
         self.with(|s| {
-            s.resources
-                .insert(key(connector, kind, &resource.id), resource.clone())
+            let key = key(connector, kind, &resource.id);
+            s.unsent.insert(key.clone(), (false, resource.clone()));
+            s.resources.insert(key, resource.clone())
         });
         Ok(())
     }
@@ -138,7 +164,14 @@ impl ScimRepository for MemoryRepository {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<StoredResource>, RepositoryError> {
-        Ok(self.with(|s| s.resources.remove(&key(connector, kind, id))))
+        Ok(self.with(|s| {
+            let key = key(connector, kind, id);
+            let removed = s.resources.remove(&key);
+            if let Some(last) = &removed {
+                s.unsent.insert(key, (true, last.clone()));
+            }
+            removed
+        }))
     }
 
     async fn list(
@@ -155,5 +188,29 @@ impl ScimRepository for MemoryRepository {
         });
         found.sort_by_key(|r| r.seq);
         Ok(found)
+    }
+
+    async fn unsent(&self) -> Result<Vec<Unsent>, RepositoryError> {
+        Ok(self.with(|s| {
+            s.unsent
+                .iter()
+                .map(|((connector, kind, _), (deleted, resource))| Unsent {
+                    connector: connector.clone(),
+                    kind: *kind,
+                    deleted: *deleted,
+                    resource: resource.clone(),
+                })
+                .collect()
+        }))
+    }
+
+    async fn sent(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<(), RepositoryError> {
+        self.with(|s| s.unsent.remove(&key(connector, kind, id)));
+        Ok(())
     }
 }

@@ -37,10 +37,13 @@ impl std::fmt::Debug for Endpoint {
 /// connector, each connector served under `/scim/v2/{connector}` with its
 /// own token.
 ///
-/// After each write the resource is stored first and then handed to the
-/// sink. If the sink fails, the stored resource stays (nothing the identity
-/// provider was told about is lost) and the request is answered with a 503
-/// SCIM error naming the problem, so the identity provider retries.
+/// After each write the resource is stored first, noted as unsent in the
+/// same write, and then handed to the sink, after which the note goes. If
+/// the sink fails, or the process dies in between, the note stays and
+/// [`ScimService::hand_over_unsent`] hands the change over later: an
+/// identity provider's retry alone would not, since a retried PATCH changes
+/// nothing and a retried creation finds the user. A sink failure is
+/// answered with a 503 SCIM error naming the problem.
 ///
 /// Lists, filters and uniqueness checks read every resource of one kind of
 /// one connector from the repository and work in memory: fine for the tens
@@ -254,7 +257,54 @@ impl ScimService {
         self.sink
             .deleted(&ctx.connector, kind, &last)
             .await
-            .map_err(|e| sink_failed(&e))
+            .map_err(|e| sink_failed(&e))?;
+        self.mark_sent(&ctx.connector, kind, id).await;
+        Ok(())
+    }
+
+    /// Hands every stored change the sink has not taken to it, oldest
+    /// resource first, and returns how many it handed. Stops at the first
+    /// sink failure, which it returns, so that a sink that is down is not
+    /// asked once per change.
+    pub async fn hand_over_unsent(&self) -> Result<usize, ScimError> {
+        let _write = self.writes.lock().await;
+        let mut unsent = self.repo.unsent().await?;
+        unsent.sort_by_key(|u| u.resource.seq);
+        let origin = self.base_url.as_deref().unwrap_or_default();
+        for (handed, change) in unsent.iter().enumerate() {
+            let ctx = Context {
+                connector: change.connector.clone(),
+                base: format!("{origin}/scim/v2/{}", change.connector),
+            };
+            let out = served(&ctx, change.kind, &change.resource);
+            let result = if change.deleted {
+                self.sink.deleted(&ctx.connector, change.kind, &out).await
+            } else {
+                self.sink.upserted(&ctx.connector, change.kind, &out).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(handed, left = unsent.len() - handed, problem = %e, "Unsent SCIM changes still not taken in");
+                return Err(ScimError::Unavailable(e));
+            }
+            self.mark_sent(&ctx.connector, change.kind, &change.resource.id)
+                .await;
+        }
+        if !unsent.is_empty() {
+            tracing::info!(
+                handed = unsent.len(),
+                "Handed over SCIM changes stored earlier"
+            );
+        }
+        Ok(unsent.len())
+    }
+
+    /// Drops the unsent note of a change the sink took. Failing to drop it
+    /// only means the change is handed over once more, which the sink takes
+    /// as the same state again.
+    async fn mark_sent(&self, connector: &str, kind: ResourceKind, id: &str) {
+        if let Err(e) = self.repo.sent(connector, kind, id).await {
+            tracing::warn!(id, error = %e, "Cannot note a SCIM change as handed over; it will be handed over again");
+        }
     }
 
     /// Lists resources of the given kinds (both for a root search), filtered,
@@ -368,6 +418,7 @@ impl ScimService {
             .upserted(&ctx.connector, kind, &out)
             .await
             .map_err(|e| sink_failed(&e))?;
+        self.mark_sent(&ctx.connector, kind, &stored.id).await;
         Ok(out)
     }
 }

@@ -641,6 +641,7 @@ pub async fn run(
     watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
     watches.push(tokio::spawn(retention::run(service.clone())));
     watches.push(tokio::spawn(events::watch_state(service.clone())));
+    watches.push(tokio::spawn(scim::hand_over_unsent(Arc::downgrade(&service))));
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {

@@ -7,6 +7,7 @@
 //! resource, and the records it returns are queued for the twin.
 
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use org_mesh_runtime::Incoming;
 use org_mesh_scim::{ResourceKind, ScimSink};
@@ -85,5 +86,24 @@ impl ScimSink for TwinSink {
         last: &serde_json::Value,
     ) -> Result<(), String> {
         self.forward(connector, "DELETE", kind, last).await
+    }
+}
+
+/// How often stored SCIM changes the twin has not taken are handed over
+/// again. They are rare (a queue that refused them, a process killed
+/// between storing and queueing) and the check reads an empty table.
+const HAND_OVER_EVERY: Duration = Duration::from_secs(10);
+
+/// Hands over SCIM changes stored but not taken in, at start and then
+/// every [`HAND_OVER_EVERY`], until the service goes away.
+pub async fn hand_over_unsent(service: Weak<Service>) {
+    loop {
+        let Some(scim) = service.upgrade().and_then(|s| s.scim.clone()) else {
+            return;
+        };
+        // The service logs what it handed over and why it stopped.
+        let _ = scim.hand_over_unsent().await;
+        drop(scim);
+        tokio::time::sleep(HAND_OVER_EVERY).await;
     }
 }

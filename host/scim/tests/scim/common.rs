@@ -70,6 +70,7 @@ impl ScimSink for RecordingSink {
 pub struct Server {
     pub addr: String,
     pub sink: Arc<RecordingSink>,
+    pub service: Arc<ScimService>,
     pub client: reqwest::Client,
     connector: String,
     token: String,
@@ -108,13 +109,15 @@ pub async fn start_with(repo: Arc<dyn ScimRepository>, body_limit: Option<usize>
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(Arc::new(service));
+    let service = Arc::new(service);
+    let app = router(service.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
     Server {
         addr,
         sink,
+        service,
         client: reqwest::Client::new(),
         connector: "okta".to_owned(),
         token: OKTA_TOKEN.to_owned(),

@@ -1,11 +1,30 @@
 //! The embedded repository keeps resources and their order across reopening.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use org_mesh_scim::EmbeddedRepository;
 use serde_json::json;
 
 use crate::common::start_with;
+
+/// The store at `path` once the server that had it open lets go: its task
+/// is aborted with it, which takes a moment to release the file.
+#[expect(
+    clippy::unwrap_used,
+    reason = "a store that cannot be reopened fails the test"
+)]
+async fn reopen(path: &Path) -> Arc<EmbeddedRepository> {
+    let mut reopened = EmbeddedRepository::open(path);
+    for _ in 0..50 {
+        if reopened.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        reopened = EmbeddedRepository::open(path);
+    }
+    Arc::new(reopened.unwrap())
+}
 
 #[tokio::test]
 async fn embedded_repository_survives_reopening() {
@@ -43,17 +62,7 @@ async fn embedded_repository_survives_reopening() {
             g.body["id"].as_str().unwrap().to_owned(),
         )
     };
-    // The server task is aborted with the first server; give it a moment to
-    // release the file before reopening.
-    let mut reopened = EmbeddedRepository::open(&path);
-    for _ in 0..50 {
-        if reopened.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        reopened = EmbeddedRepository::open(&path);
-    }
-    let server = start_with(Arc::new(reopened.unwrap()), None).await;
+    let server = start_with(reopen(&path).await, None).await;
     let u = server.get(&format!("/Users/{user_id}")).await;
     assert_eq!(u.status, 200);
     assert_eq!(u.body["userName"], "durable@example.com");
@@ -75,4 +84,37 @@ async fn embedded_repository_survives_reopening() {
         .post("/Users", &json!({"userName": "Durable@Example.com"}))
         .await;
     assert_eq!(dup.status, 409);
+}
+
+/// A change stored while the sink refused it is still noted as unsent
+/// after the store is reopened, as after a crash between storing and
+/// handing over, and the next service hands it over.
+#[tokio::test]
+async fn an_unsent_change_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scim.redb");
+    let id = {
+        let server = start_with(Arc::new(EmbeddedRepository::open(&path).unwrap()), None).await;
+        server
+            .sink
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let r = server
+            .post("/Users", &json!({"userName": "crash@example.com"}))
+            .await;
+        assert_eq!(r.status, 503);
+        let listed = server.get("/Users").await;
+        listed.body["Resources"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let server = start_with(reopen(&path).await, None).await;
+    assert!(server.sink.last(&id).is_none());
+    assert_eq!(server.service.hand_over_unsent().await.unwrap(), 1);
+    assert_eq!(
+        server.sink.last(&id).unwrap()["userName"],
+        "crash@example.com"
+    );
+    assert_eq!(server.service.hand_over_unsent().await.unwrap(), 0);
 }
