@@ -3,7 +3,9 @@
 //! A route accepts a change once its connector has turned it into records:
 //! the records are queued, durably, and the sender is answered. Workers on
 //! every replica take changes from the queue, apply them and evaluate, and
-//! acknowledge each only once it is in the twin. A change a worker took and
+//! acknowledge each only once it is in the twin and evaluated. A worker
+//! takes the changes already waiting together, up to a batch, and
+//! evaluates once after applying them all. A change a worker took and
 //! never acknowledged, because its replica died, is taken over by another
 //! after it has been idle for `cache.reclaim_after_secs`. While the graph
 //! store is unreachable or busy a worker holds its change and retries, so
@@ -39,6 +41,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often a change the store refuses as such (not for being unreachable
 /// or busy) is tried before it is dropped as unappliable.
 const ATTEMPTS_WHEN_REFUSED: u32 = 3;
+/// The most changes a worker takes, applies and evaluates together.
+const MAX_BATCH: usize = 64;
 
 impl Service {
     /// Queues a change; it is durable when this returns.
@@ -58,10 +62,10 @@ impl Service {
         Ok(id)
     }
 
-    /// Applies one change and evaluates the twin, retrying while the store
-    /// is unreachable. Returns whether the change may be acknowledged: it
-    /// is applied, or it can never be.
-    async fn settle(&self, work: &Work) -> bool {
+    /// Applies one change, retrying while the store is unreachable. When
+    /// this returns the change may be acknowledged: it is applied, or it
+    /// can never be.
+    async fn settle(&self, work: &Work) {
         let change: Change = match serde_json::from_slice(&work.payload) {
             Ok(c) => c,
             Err(e) => {
@@ -70,60 +74,85 @@ impl Service {
                     .changes
                     .with_label_values(&["unreadable"])
                     .inc();
-                return true;
+                return;
             }
         };
+        let applied = self
+            .retrying(
+                &work.id,
+                &change.source,
+                "Applying a queued change",
+                || async {
+                    let skipped = self
+                        .apply(&change.source, change.accepted_at, change.batch.clone())
+                        .await?;
+                    for s in &skipped {
+                        tracing::warn!(source = %change.source, skipped = %s, "Record left out");
+                    }
+                    Ok(())
+                },
+            )
+            .await;
+        let outcome = if applied { "applied" } else { "failed" };
+        self.metrics.changes.with_label_values(&[outcome]).inc();
+    }
+
+    /// Evaluates the twin after changes were applied, retrying while the
+    /// store is unreachable, so that the changes stay unacknowledged until
+    /// their findings are known.
+    async fn settle_evaluation(&self, first: &Work) {
+        self.retrying(
+            &first.id,
+            "queue",
+            "Evaluating after queued changes",
+            || self.evaluate_changed(),
+        )
+        .await;
+    }
+
+    /// Runs `step` until it succeeds, or until the store has refused it
+    /// (rather than been unreachable or busy) a few times; returns whether
+    /// it succeeded.
+    async fn retrying<F, Fut>(&self, id: &str, source: &str, what: &str, mut step: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
         let mut backoff = Duration::from_millis(250);
         let mut refusals = 0;
         loop {
-            match self.ingest_now(&change).await {
-                Ok(()) => {
-                    self.health.graph_ok();
-                    self.metrics.changes.with_label_values(&["applied"]).inc();
-                    return true;
-                }
-                Err(e) => {
-                    let transient = e
-                        .chain()
-                        .find_map(|c| c.downcast_ref::<org_mesh_store::StoreError>())
-                        .is_some_and(org_mesh_store::StoreError::is_transient);
-                    if !transient {
-                        refusals += 1;
-                        if refusals >= ATTEMPTS_WHEN_REFUSED {
-                            tracing::error!(
-                                id = %work.id,
-                                source = %change.source,
-                                error = %format!("{e:#}"),
-                                "Dropped a queued change the store refuses"
-                            );
-                            self.metrics.changes.with_label_values(&["failed"]).inc();
-                            return true;
-                        }
-                    } else if self.twin.store.ping().await.is_err() {
-                        self.health.graph_failed(&format!("{e:#}"));
-                    }
-                    tracing::warn!(
-                        id = %work.id,
-                        source = %change.source,
+            let Err(e) = step().await else {
+                self.health.graph_ok();
+                return true;
+            };
+            let transient = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<org_mesh_store::StoreError>())
+                .is_some_and(org_mesh_store::StoreError::is_transient);
+            if !transient {
+                refusals += 1;
+                if refusals >= ATTEMPTS_WHEN_REFUSED {
+                    tracing::error!(
+                        id,
+                        source,
                         error = %format!("{e:#}"),
-                        retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
-                        "Applying a queued change failed; it stays queued"
+                        "{what} failed: the store refuses it; dropped"
                     );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    return false;
                 }
+            } else if self.twin.store.ping().await.is_err() {
+                self.health.graph_failed(&format!("{e:#}"));
             }
+            tracing::warn!(
+                id,
+                source,
+                error = %format!("{e:#}"),
+                retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                "{what} failed; it stays queued"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-    }
-
-    async fn ingest_now(&self, change: &Change) -> anyhow::Result<()> {
-        let skipped = self
-            .ingest(&change.source, change.accepted_at, change.batch.clone())
-            .await?;
-        for s in &skipped {
-            tracing::warn!(source = %change.source, skipped = %s, "Record left out");
-        }
-        Ok(())
     }
 
     async fn acknowledge(&self, work: &Work) {
@@ -216,10 +245,28 @@ pub async fn work(service: Arc<Service>) {
                 continue;
             }
         };
-        for w in taken {
-            if service.settle(&w).await {
-                service.acknowledge(&w).await;
+        let mut taken = taken;
+        // Under a backlog, evaluating the whole twin after every change is
+        // what limits throughput; changes already waiting are applied
+        // together and evaluated once.
+        while !taken.is_empty() && taken.len() < MAX_BATCH {
+            match service.shared.queue.next(&consumer, Duration::ZERO).await {
+                Ok(Some(w)) => taken.push(w),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "No more queued changes for this batch");
+                    break;
+                }
             }
+        }
+        for w in &taken {
+            service.settle(w).await;
+        }
+        if let Some(first) = taken.first() {
+            service.settle_evaluation(first).await;
+        }
+        for w in &taken {
+            service.acknowledge(w).await;
         }
         service.refresh_depth().await;
     }

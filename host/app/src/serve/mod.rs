@@ -283,9 +283,10 @@ impl Service {
         Ok(Some(Arc::new(service)))
     }
 
-    /// Applies a batch `source` observed at `at` and re-evaluates the
-    /// twin. Pushed changes reach this through the queue.
-    async fn ingest(
+    /// Applies a batch `source` observed at `at`, without evaluating.
+    /// Pushed changes reach this through the queue, which evaluates once
+    /// after the changes it took together.
+    async fn apply(
         &self,
         source: &str,
         at: Timestamp,
@@ -298,19 +299,20 @@ impl Service {
             .ingest_duration
             .with_label_values(&[source])
             .observe(started.elapsed().as_secs_f64());
-        let skipped = applied
+        Ok(applied
             .skipped
             .iter()
             .map(|s| format!("{}: {}", s.record, s.reason))
-            .collect();
-        let version = self.changed().await;
-        self.evaluate_locked(true, version).await?;
-        Ok(skipped)
+            .collect())
     }
 
-    /// Counts a change of the twin in the shared state, so other replicas
-    /// know to evaluate again. The version it returns is what this
-    /// replica's evaluation will have seen.
+    /// Counts a change of the twin and evaluates it.
+    async fn evaluate_changed(&self) -> anyhow::Result<()> {
+        let _turn = self.pipeline.lock().await;
+        let version = self.changed().await;
+        self.evaluate_locked(true, version).await
+    }
+
     async fn changed(&self) -> u64 {
         match self.shared.coordination.bump_twin_version().await {
             Ok(v) => v,
@@ -641,7 +643,9 @@ pub async fn run(
     watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
     watches.push(tokio::spawn(retention::run(service.clone())));
     watches.push(tokio::spawn(events::watch_state(service.clone())));
-    watches.push(tokio::spawn(scim::hand_over_unsent(Arc::downgrade(&service))));
+    watches.push(tokio::spawn(scim::hand_over_unsent(Arc::downgrade(
+        &service,
+    ))));
     let probe = tokio::spawn(probe(service.clone()));
     let syncer = service.clone();
     let sync_task = tokio::spawn(async move {
