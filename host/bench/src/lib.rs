@@ -10,12 +10,17 @@
 //! - [`plugin`]: the identity-drift detector as a sandboxed component and
 //!   as the same Rust compiled natively;
 //! - [`synth`]: seeded synthetic organisations for the ingest and scale
-//!   benches.
+//!   benches;
+//! - [`latency`]: `org-mesh serve` and the `scim2-server` reference server
+//!   as running processes, for SCIM and webhook latency, over the small
+//!   HTTP client in [`http`].
 //!
 //! `cargo bench -p org-mesh-bench --bench compare` prints the table;
 //! `.ci/bench` installs the peers first and runs everything.
 //! `cargo test -p org-mesh-bench` checks the fixtures, never the timings.
 
+pub mod http;
+pub mod latency;
 pub mod opa;
 pub mod plugin;
 pub mod policy;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use org_mesh_bench::latency::{self, Server};
 use org_mesh_bench::plugin::{self, Twin};
 use org_mesh_bench::policy::{self, Compiled, Fixture};
 use org_mesh_bench::synth::{self, Shape};
@@ -159,5 +160,91 @@ async fn the_detector_finds_the_same_sandboxed_and_native() -> TestResult {
     let out = detector.detect(false, &twin.change_set()).await?;
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     assert_eq!(plugin::sandboxed_findings(&out), native);
+    Ok(())
+}
+
+#[test]
+fn okta_requests_are_shaped_as_okta_sends_them() -> TestResult {
+    assert_eq!(
+        latency::filter_path("/v2", &latency::user_name(42)),
+        "/v2/Users?filter=userName%20eq%20%22person000042%40example.com%22&startIndex=1&count=100"
+    );
+    let patch: serde_json::Value = serde_json::from_str(&latency::active_patch(false))?;
+    assert_eq!(
+        patch["Operations"],
+        json!([{"op": "replace", "value": {"active": false}}])
+    );
+    let user = latency::user(7);
+    assert_eq!(user["userName"], "person000007@example.com");
+    assert_eq!(user["active"], true);
+    assert_eq!(user["groups"], json!([]));
+    // What both servers are compared on leaves out what neither keeps.
+    let kept = latency::comparable(&user);
+    assert!(kept.get("password").is_none() && kept.get("groups").is_none());
+    assert_eq!(kept["externalId"], "00u00000000000000007");
+    let names: std::collections::BTreeSet<_> = (0..100_000).map(latency::user_name).collect();
+    assert_eq!(names.len(), 100_000);
+    Ok(())
+}
+
+#[test]
+fn the_webhook_body_adds_the_named_member_and_is_signed() -> TestResult {
+    let body = latency::member_added("someone-new", 12_345)?;
+    let payload: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(payload["action"], "member_added");
+    assert_eq!(payload["membership"]["user"]["login"], "someone-new");
+    assert_eq!(payload["membership"]["state"], "active");
+    let signature = latency::sign(body.as_bytes())?;
+    assert!(signature.starts_with("sha256=") && signature.len() == 7 + 64);
+    assert_eq!(
+        latency::account_subject("someone-new"),
+        "Account(github:someone-new)"
+    );
+    Ok(())
+}
+
+/// The `org-mesh` binary this test can use: `ORG_MESH_BENCH_BIN`, or the
+/// debug build a workspace test run makes beside this test.
+fn org_mesh_binary() -> Option<std::path::PathBuf> {
+    latency::org_mesh_binary().or_else(|| {
+        let built = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()?
+            .join("debug/org-mesh");
+        built.is_file().then_some(built)
+    })
+}
+
+#[expect(clippy::print_stderr, reason = "says why the comparison was left out")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_scim_servers_return_the_same_user_for_the_same_filter() -> TestResult {
+    let peer_bin = latency::scim2_server_binary();
+    assert!(
+        peer_bin.is_file(),
+        "no scim2-server at {}: run .ci/setup",
+        peer_bin.display()
+    );
+    // A workspace test run builds the binary; `cargo test -p` alone does not.
+    let Some(bin) = org_mesh_binary() else {
+        eprintln!("skipped: no org-mesh binary; run the workspace tests or set ORG_MESH_BENCH_BIN");
+        return Ok(());
+    };
+    assert!(
+        plugin::built(),
+        "{} is missing: run .ci/build-plugins first",
+        plugin::dist().display()
+    );
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
+    let ours = Server::org_mesh(&bin, &cache).await?;
+    let peer = Server::scim2_server(&peer_bin).await?;
+    let mut ours_ids = Vec::new();
+    for i in 0..5 {
+        ours_ids.push(ours.create(i).await?);
+    }
+    let peer_ids = peer.create_bulk(0..5, 2).await?;
+    assert_eq!(peer_ids.len(), 5);
+    for i in [0, 3, 4] {
+        let user = latency::agree(&ours, &peer, i, (&ours_ids[i], &peer_ids[i])).await?;
+        assert_eq!(user, latency::comparable(&latency::user(i)));
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@
 #![expect(clippy::print_stderr, reason = "a benchmark reports on stderr")]
 
 mod ingest;
+mod latency;
 mod plugin;
 mod policy;
 mod scale;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use org_mesh_bench::stats::{Samples, Table};
 
-const SECTIONS: [&str; 4] = ["policy", "plugin", "ingest", "scale"];
+const SECTIONS: [&str; 5] = ["policy", "plugin", "ingest", "scale", "latency"];
 
 /// Times `calls` calls of `f`, one sample each, after a tenth as many
 /// unrecorded calls to warm caches.
@@ -81,6 +82,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("scale") {
         scale::run(&mut table)?;
+    }
+    if wanted("latency") {
+        latency::run(&mut table)?;
     }
     println!("{}", table.render());
     Ok(())
