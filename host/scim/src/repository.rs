@@ -75,6 +75,16 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<StoredResource>, RepositoryError>;
+    /// The resource of one kind of one connector whose unique name
+    /// ([`ResourceKind::unique_attribute`]) is `name`, compared
+    /// case-insensitively. Identity providers look users up this way before
+    /// every assignment, so it must not read the whole collection.
+    async fn find_by_name(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError>;
     /// Every resource of one kind of one connector, in creation order.
     async fn list(
         &self,
@@ -171,6 +181,27 @@ impl ScimRepository for MemoryRepository {
                 s.unsent.insert(key, (true, last.clone()));
             }
             removed
+        }))
+    }
+
+    /// Reads every resource of the kind: this store is for tests and small
+    /// trials, where an index would only be more code to get wrong.
+    async fn find_by_name(
+        &self,
+        connector: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Option<StoredResource>, RepositoryError> {
+        let wanted = name.to_lowercase();
+        Ok(self.with(|s| {
+            s.resources
+                .iter()
+                .find(|((c, k, _), r)| {
+                    c == connector
+                        && *k == kind
+                        && kind.name_key(&r.resource).as_deref() == Some(wanted.as_str())
+                })
+                .map(|(_, r)| r.clone())
         }))
     }
 

@@ -338,6 +338,24 @@ impl ResourceKind {
         }
     }
 
+    /// The attribute that names a resource of this kind uniquely within
+    /// its connector, compared case-insensitively.
+    pub fn unique_attribute(self) -> &'static str {
+        match self {
+            Self::User => "userName",
+            Self::Group => "displayName",
+        }
+    }
+
+    /// The key a resource is found by its unique name under: the name in
+    /// lower case, as SCIM compares it; `None` when it has no name.
+    pub fn name_key(self, resource: &Value) -> Option<String> {
+        resource
+            .get(self.unique_attribute())
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+    }
+
     /// The path segment of this kind's endpoint.
     pub fn endpoint(self) -> &'static str {
         match self {

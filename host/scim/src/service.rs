@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{ScimError, ScimType};
+use crate::filter::{CompareOp, Filter};
 use crate::project::Projection;
 use crate::repository::{ScimRepository, StoredResource};
 use crate::schema::{LIST_SCHEMA, MAX_RESULTS, key_of};
@@ -325,7 +326,16 @@ impl ScimService {
         };
         let mut matched = Vec::new();
         for kind in kinds {
-            for stored in self.repo.list(&ctx.connector, *kind).await? {
+            let candidates = match filter.as_ref().and_then(|f| name_wanted(f, *kind)) {
+                Some(name) => self
+                    .repo
+                    .find_by_name(&ctx.connector, *kind, name)
+                    .await?
+                    .into_iter()
+                    .collect(),
+                None => self.repo.list(&ctx.connector, *kind).await?,
+            };
+            for stored in candidates {
                 if filter
                     .as_ref()
                     .is_none_or(|f| filter::matches(f, *kind, &stored.resource))
@@ -382,22 +392,15 @@ impl ScimService {
         attrs: &Map<String, Value>,
         own_id: Option<&str>,
     ) -> Result<(), ScimError> {
-        let field = unique_field(kind);
+        let field = kind.unique_attribute();
         let Some(wanted) = attrs.get(field).and_then(Value::as_str) else {
             return Ok(());
         };
         let taken = self
             .repo
-            .list(&ctx.connector, kind)
+            .find_by_name(&ctx.connector, kind, wanted)
             .await?
-            .into_iter()
-            .filter(|r| Some(r.id.as_str()) != own_id)
-            .any(|r| {
-                r.resource
-                    .get(field)
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| v.to_lowercase() == wanted.to_lowercase())
-            });
+            .is_some_and(|r| Some(r.id.as_str()) != own_id);
         if taken {
             return Err(ScimError::Conflict(format!(
                 "a {} with this {field} already exists",
@@ -442,15 +445,24 @@ fn tokens_match(expected: &str, presented: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-fn unique_field(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::User => "userName",
-        ResourceKind::Group => "displayName",
-    }
+/// The name a filter asks for when it is `<unique attribute> eq "<name>"`,
+/// the look-up identity providers make before every assignment, which the
+/// repository answers from its name index. The one resource found is still
+/// matched against the filter, so the answer is the full scan's.
+fn name_wanted(filter: &Filter, kind: ResourceKind) -> Option<&str> {
+    let Filter::Compare(path, CompareOp::Eq, Value::String(name)) = filter else {
+        return None;
+    };
+    let schema_fits = path
+        .schema
+        .as_deref()
+        .is_none_or(|s| s.eq_ignore_ascii_case(kind.schema()));
+    (schema_fits && path.sub.is_none() && path.name.eq_ignore_ascii_case(kind.unique_attribute()))
+        .then_some(name.as_str())
 }
 
 fn require(kind: ResourceKind, attrs: &Map<String, Value>) -> Result<(), ScimError> {
-    let field = unique_field(kind);
+    let field = kind.unique_attribute();
     match attrs.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
         _ => Err(ScimError::invalid_value(format!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use org_mesh_scim::EmbeddedRepository;
 use serde_json::json;
 
-use crate::common::start_with;
+use crate::common::{Server, q, start_with};
 
 /// The store at `path` once the server that had it open lets go: its task
 /// is aborted with it, which takes a moment to release the file.
@@ -117,4 +117,105 @@ async fn an_unsent_change_survives_reopening() {
         "crash@example.com"
     );
     assert_eq!(server.service.hand_over_unsent().await.unwrap(), 0);
+}
+
+/// The users whose `userName` the filter `userName eq "<name>"` matches.
+async fn named(server: &Server, name: &str) -> Vec<String> {
+    let filter = format!("userName eq \"{name}\"");
+    let list = server.get(&format!("/Users?filter={}", q(&filter))).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.body["Resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_name_look_up_follows_renames_and_removals_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scim.redb");
+    let id = {
+        let server = start_with(Arc::new(EmbeddedRepository::open(&path).unwrap()), None).await;
+        let u = server
+            .post("/Users", &json!({"userName": "Ada@Example.com"}))
+            .await;
+        assert_eq!(u.status, 201);
+        let id = u.body["id"].as_str().unwrap().to_owned();
+        server
+            .post("/Users", &json!({"userName": "other@example.com"}))
+            .await;
+        // userName compares case-insensitively, in the look-up and in the
+        // uniqueness check alike.
+        assert_eq!(named(&server, "ada@example.COM").await, vec![id.clone()]);
+        let again = server
+            .post("/Users", &json!({"userName": "ada@example.com"}))
+            .await;
+        assert_eq!(again.status, 409, "{}", again.body);
+        let renamed = server
+            .patch(
+                &format!("/Users/{id}"),
+                &json!({"Operations": [{"op": "replace", "path": "userName", "value": "ada.l@example.com"}]}),
+            )
+            .await;
+        assert_eq!(renamed.status, 200, "{}", renamed.body);
+        assert!(named(&server, "ada@example.com").await.is_empty());
+        id
+    };
+    let server = start_with(reopen(&path).await, None).await;
+    assert_eq!(named(&server, "ADA.L@example.com").await, vec![id.clone()]);
+    // The old name is free again; the new one is taken.
+    let reused = server
+        .post("/Users", &json!({"userName": "ada@example.com"}))
+        .await;
+    assert_eq!(reused.status, 201, "{}", reused.body);
+    let taken = server
+        .post("/Users", &json!({"userName": "Ada.L@example.com"}))
+        .await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(server.delete(&format!("/Users/{id}")).await.status, 204);
+    assert!(named(&server, "ada.l@example.com").await.is_empty());
+    assert_eq!(named(&server, "other@example.com").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_store_written_before_the_name_index_gets_one_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scim.redb");
+    let id = {
+        let server = start_with(Arc::new(EmbeddedRepository::open(&path).unwrap()), None).await;
+        let u = server
+            .post("/Users", &json!({"userName": "early@example.com"}))
+            .await;
+        u.body["id"].as_str().unwrap().to_owned()
+    };
+    // What a file from before the index holds: no index table, no mark.
+    {
+        let db = loop {
+            match redb::Database::open(&path) {
+                Ok(db) => break db,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        };
+        let txn = db.begin_write().unwrap();
+        let names: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("scim_names");
+        assert!(txn.delete_table(names).unwrap());
+        let counters: redb::TableDefinition<&str, u64> =
+            redb::TableDefinition::new("scim_counters");
+        assert!(
+            txn.open_table(counters)
+                .unwrap()
+                .remove("names_indexed")
+                .unwrap()
+                .is_some()
+        );
+        txn.commit().unwrap();
+    }
+    let server = start_with(reopen(&path).await, None).await;
+    assert_eq!(named(&server, "early@example.com").await, [id]);
+    let twin = server
+        .post("/Users", &json!({"userName": "EARLY@example.com"}))
+        .await;
+    assert_eq!(twin.status, 409, "{}", twin.body);
 }
