@@ -224,7 +224,7 @@ impl ScimRepository for EmbeddedRepository {
         let name = kind
             .name_key(&resource.resource)
             .map(|n| name_key(connector, kind, &n));
-        let (connector, kind_) = (connector.to_owned(), kind);
+        let connector = connector.to_owned();
         self.run(move |db, path| {
             let txn = db.begin_write().step(path, "starting a write")?;
             let old_name = {
@@ -234,8 +234,8 @@ impl ScimRepository for EmbeddedRepository {
                     .step(path, "writing a resource")?;
                 old.map(|v| decode(v.value()))
                     .transpose()?
-                    .and_then(|old| kind_.name_key(&old.resource))
-                    .map(|n| name_key(&connector, kind_, &n))
+                    .and_then(|old| kind.name_key(&old.resource))
+                    .map(|n| name_key(&connector, kind, &n))
             };
             {
                 let mut names = txn.open_table(NAMES).step(path, "opening the name index")?;
@@ -313,7 +313,7 @@ impl ScimRepository for EmbeddedRepository {
         name: &str,
     ) -> Result<Option<StoredResource>, RepositoryError> {
         let name = name_key(connector, kind, &name.to_lowercase());
-        let (connector, kind_) = (connector.to_owned(), kind);
+        let connector = connector.to_owned();
         self.run(move |db, path| {
             let txn = db.begin_read().step(path, "starting a read")?;
             let names = txn.open_table(NAMES).step(path, "opening the name index")?;
@@ -325,7 +325,7 @@ impl ScimRepository for EmbeddedRepository {
             };
             let resources = txn.open_table(RESOURCES).step(path, "opening resources")?;
             let found = resources
-                .get(key(&connector, kind_, id.value()).as_str())
+                .get(key(&connector, kind, id.value()).as_str())
                 .step(path, "reading a resource")?;
             found.map(|v| decode(v.value())).transpose()
         })
