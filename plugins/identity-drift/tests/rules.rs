@@ -334,6 +334,7 @@ fn offboarded_org_admin_is_the_critical_variant_only() -> TestResult {
                 "github"
             ),
             ("octocat has admin permission on acme/api", "github"),
+            ("acme owns acme/api", "github"),
         ]
     );
     Ok(())

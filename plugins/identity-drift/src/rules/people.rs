@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use org_mesh_plugin::detector::{Evidence, Finding, Remedy};
 use org_mesh_plugin::graph::{Direction, Neighbour};
 use org_mesh_plugin::props::Props;
-use org_mesh_plugin::types::{PluginError, StoredNode};
+use org_mesh_plugin::types::{PluginError, Provenance, StoredNode};
 
 use super::{
     ACTION_REMOVE_ORG_MEMBER, OFFBOARDED_HAS_ACCESS, OFFBOARDED_HAS_ADMIN, is_admin_role,
@@ -129,7 +129,9 @@ fn account_access<G: Graph>(
 ) -> Result<Vec<Finding>, PluginError> {
     let account = &link.node;
     let orgs = memberships(graph, account)?;
-    let mut admin_repos: BTreeMap<String, Vec<Neighbour>> = BTreeMap::new();
+    // Each admin permission inside an organisation, with the ownership
+    // that puts it inside.
+    let mut admin_repos: BTreeMap<String, Vec<(Neighbour, Provenance)>> = BTreeMap::new();
     let mut outside = Vec::new();
     for permission in permissions(graph, account)? {
         let owned_by = owners(graph, &permission.node)?;
@@ -140,7 +142,7 @@ fn account_access<G: Graph>(
             Some(org) if role(&permission) == Some("admin") => admin_repos
                 .entry(org.node.node.key.clone())
                 .or_default()
-                .push(permission),
+                .push((permission, org.edge.provenance.clone())),
             Some(_) => {}
             None => outside.push(permission),
         }
@@ -217,7 +219,7 @@ fn org_finding(
     offboarding: &Offboarding<'_>,
     link: &Neighbour,
     membership: &Neighbour,
-    admin_repos: &[Neighbour],
+    admin_repos: &[(Neighbour, Provenance)],
     score: f64,
 ) -> Finding {
     let account = &link.node;
@@ -254,12 +256,17 @@ fn org_finding(
         .text("organisation", org_login)
         .text("state", state);
     if !admin_repos.is_empty() {
-        let names: Vec<String> = admin_repos.iter().map(|r| name_of(&r.node)).collect();
-        for (repo, name) in admin_repos.iter().zip(&names) {
+        let names: Vec<String> = admin_repos.iter().map(|(r, _)| name_of(&r.node)).collect();
+        for ((repo, owned), name) in admin_repos.iter().zip(&names) {
             draft.evidence.push(evidence(
                 format!("{login} has admin permission on {name}"),
                 graph::reference(account),
                 &repo.edge.provenance,
+            ));
+            draft.evidence.push(evidence(
+                format!("{org_login} owns {name}"),
+                graph::reference(&repo.node),
+                owned,
             ));
         }
         props = props.texts("admin_repositories", names);
@@ -308,6 +315,11 @@ fn repo_finding(
         statement,
         graph::reference(account),
         &permission.edge.provenance,
+    ));
+    draft.evidence.push(evidence(
+        format!("{repo_name} belongs to no organisation {login} is a member of"),
+        graph::reference(repo),
+        &repo.provenance,
     ));
     draft.attributes = attributes(offboarding, link, repo_role, score)
         .text("repository", repo_name)
