@@ -1,12 +1,12 @@
 //! One pass of the main job: sync every connector into the twin, resolve
 //! identities, detect, ask policy, plan fixes, and collect a report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Context;
 use org_mesh_model::{
-    ChangeKind, Direction, Finding, NodeRef, Remedy, Severity, StoredEdge, StoredNode,
+    ChangeKind, ChangeSet, Direction, Finding, NodeRef, Remedy, Severity, StoredEdge, StoredNode,
 };
 use org_mesh_policy::{Decision, DecisionInput, PolicySet};
 use org_mesh_runtime::{
@@ -58,7 +58,7 @@ pub struct ConnectorRun {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ProposedAction {
     pub executor: String,
     pub kind: String,
@@ -70,7 +70,7 @@ pub struct ProposedAction {
     pub unplanned: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DecisionView {
     /// The version of the policy folder that made the decision.
     pub policy_version: String,
@@ -84,7 +84,7 @@ pub struct DecisionView {
     pub may_act: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reported {
     pub finding: Finding,
     /// The severity that counts: policy's, or the rule's default where
@@ -92,6 +92,8 @@ pub struct Reported {
     pub severity: Severity,
     pub decision: Option<DecisionView>,
     pub action: Option<ProposedAction>,
+    /// The detector instance that raised the finding.
+    pub instance: String,
     /// The version of the detector that raised the finding.
     pub detector_version: String,
 }
@@ -182,6 +184,11 @@ pub struct Evaluation {
     /// The version of the policy folder every decision came from.
     pub policy_version: Option<String>,
     pub detectors: Vec<String>,
+    /// Each detector whose findings are all here, with its version: one
+    /// that failed this round is missing.
+    pub detected_by: BTreeMap<String, String>,
+    /// The detectors that were given only what changed this round.
+    pub incremental: Vec<String>,
     pub findings: Vec<Reported>,
     pub skipped: Vec<String>,
 }
@@ -382,6 +389,33 @@ impl Twin {
     /// Runs every detector over the whole twin, asks policy about each
     /// finding and plans a dry run of each proposed fix.
     pub async fn evaluate(&self) -> anyhow::Result<Evaluation> {
+        self.evaluate_from(None).await
+    }
+
+    /// Evaluates again after `changes` were made to the twin that
+    /// `previous` was evaluated on. Incremental detectors are given only
+    /// what changed; an earlier finding of theirs that names none of it,
+    /// and whose subject they raised nothing about this time, is kept with
+    /// the decision and plan it had. Every other detector sees the whole
+    /// twin. Falls back to a whole-twin evaluation when the
+    /// policies or a detector changed since `previous`, or when a detector
+    /// fails on the changes alone.
+    ///
+    /// `changes` must hold every change since `previous`: a change left
+    /// out is not seen by incremental detectors until the next whole-twin
+    /// evaluation.
+    pub async fn evaluate_changes(
+        &self,
+        previous: &Evaluation,
+        changes: &ChangeSet,
+    ) -> anyhow::Result<Evaluation> {
+        self.evaluate_from(Some((previous, changes))).await
+    }
+
+    async fn evaluate_from(
+        &self,
+        since: Option<(&Evaluation, &ChangeSet)>,
+    ) -> anyhow::Result<Evaluation> {
         let mut out = Evaluation::default();
         // One generation of plugins and one policy set for the whole
         // evaluation, whatever a reload does meanwhile.
@@ -389,34 +423,104 @@ impl Twin {
         let policies = self.policy();
         let shadow = self.shadowing();
         out.policy_version = Some(policies.version.clone());
-        let snapshot = self.store.snapshot().await.context("reading the twin")?;
-        let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
-        let mut made_by: BTreeMap<String, String> = BTreeMap::new();
+        // Earlier decisions are kept only if the same policies made them.
+        let since = since.filter(|(previous, _)| {
+            previous.policy_version.as_deref() == Some(policies.version.as_str())
+        });
+        let changed = since.map(|(_, c)| Changed::new(c)).unwrap_or_default();
+        let mut snapshot: Option<ChangeSet> = None;
+        let mut found: BTreeMap<String, Found> = BTreeMap::new();
         for detector in &instances.detectors {
-            out.detectors.push(detector.instance().to_string());
-            match detector.detect(true, &snapshot).await {
-                Ok(found) => {
+            let instance = detector.instance().to_string();
+            let version = plugin_version(detector);
+            out.detectors.push(instance.clone());
+            let previous = since.map(|(previous, _)| previous).filter(|p| {
+                detector.incremental() && p.detected_by.get(&instance) == Some(&version)
+            });
+            let mut result = None;
+            if let Some(previous) = previous {
+                let attempt = if changed.set.nodes.is_empty() && changed.set.edges.is_empty() {
+                    Ok(org_mesh_runtime::DetectOutput::default())
+                } else {
+                    detector.detect(false, &changed.set).await
+                };
+                match attempt {
+                    Ok(output) => {
+                        // An earlier finding stands unless it was raised
+                        // again, rests on something that changed, or is
+                        // about a subject the detector has just decided on
+                        // afresh.
+                        let reraised: BTreeSet<&str> = output
+                            .findings
+                            .iter()
+                            .map(|f| f.fingerprint.as_str())
+                            .collect();
+                        let decided: BTreeSet<&NodeRef> =
+                            output.findings.iter().map(|f| &f.subject).collect();
+                        for earlier in previous.findings.iter().filter(|r| {
+                            r.instance == instance
+                                && !reraised.contains(r.finding.fingerprint.as_str())
+                                && !decided.contains(&r.finding.subject)
+                                && !changed.named_by(&r.finding)
+                        }) {
+                            found
+                                .entry(earlier.finding.fingerprint.clone())
+                                .or_insert_with(|| Found::Kept(Box::new(earlier.clone())));
+                        }
+                        out.incremental.push(instance.clone());
+                        result = Some(output);
+                    }
+                    Err(e) => tracing::warn!(
+                        detector = %instance,
+                        error = %e,
+                        "The detector failed on the changes alone; giving it the whole twin"
+                    ),
+                }
+            }
+            let result = match result {
+                Some(output) => Ok(output),
+                None => {
+                    if snapshot.is_none() {
+                        snapshot = Some(self.store.snapshot().await.context("reading the twin")?);
+                    }
+                    let whole = snapshot.as_ref().unwrap_or(&changed.set);
+                    detector.detect(true, whole).await
+                }
+            };
+            match result {
+                Ok(output) => {
                     out.skipped.extend(
-                        found
+                        output
                             .rejected
                             .iter()
-                            .map(|r| format!("detector {}: {r}", detector.instance())),
+                            .map(|r| format!("detector {instance}: {r}")),
                     );
-                    for f in found.findings {
-                        made_by
-                            .entry(f.fingerprint.clone())
-                            .or_insert_with(|| plugin_version(detector));
-                        findings.entry(f.fingerprint.clone()).or_insert(f);
+                    for f in output.findings {
+                        found.entry(f.fingerprint.clone()).or_insert(Found::Raised {
+                            finding: Box::new(f),
+                            instance: instance.clone(),
+                            version: version.clone(),
+                        });
                     }
+                    out.detected_by.insert(instance, version);
                 }
-                Err(e) => out
-                    .skipped
-                    .push(format!("detector {}: {e}", detector.instance())),
+                Err(e) => out.skipped.push(format!("detector {instance}: {e}")),
             }
         }
 
         let at = now();
-        for finding in findings.into_values() {
+        for entry in found.into_values() {
+            let (finding, instance, detector_version) = match entry {
+                Found::Kept(reported) => {
+                    out.findings.push(*reported);
+                    continue;
+                }
+                Found::Raised {
+                    finding,
+                    instance,
+                    version,
+                } => (*finding, instance, version),
+            };
             let timer = self.policy_latency.start_timer();
             let input = DecisionInput::from_finding(&finding, at);
             let decided = policies.set.as_ref().map(|p| p.decide(&input));
@@ -446,7 +550,8 @@ impl Twin {
                     .unwrap_or(finding.default_severity),
                 decision: decision.as_ref().map(|d| view(d, &policies.version)),
                 action,
-                detector_version: made_by.remove(&finding.fingerprint).unwrap_or_default(),
+                instance,
+                detector_version,
                 finding,
             });
         }
@@ -457,6 +562,74 @@ impl Twin {
                 .then_with(|| a.finding.subject.cmp(&b.finding.subject))
         });
         Ok(out)
+    }
+}
+
+/// A finding of this round: raised by a detector now, or kept from the
+/// previous round because nothing it names changed.
+enum Found {
+    Raised {
+        finding: Box<Finding>,
+        instance: String,
+        version: String,
+    },
+    Kept(Box<Reported>),
+}
+
+/// What changed since the previous evaluation, as incremental detectors
+/// are given it: only records added, updated or no longer observed, each
+/// once as it was last applied.
+#[derive(Debug, Default)]
+struct Changed {
+    set: ChangeSet,
+    /// The changed nodes and both ends of the changed edges.
+    touched: BTreeSet<NodeRef>,
+}
+
+impl Changed {
+    fn new(changes: &ChangeSet) -> Changed {
+        let mut nodes: BTreeMap<NodeRef, &org_mesh_model::NodeChange> = BTreeMap::new();
+        for change in changes
+            .nodes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Unchanged)
+        {
+            nodes.insert(change.node.node.reference(), change);
+        }
+        let mut edges: BTreeMap<(String, NodeRef, NodeRef), &org_mesh_model::EdgeChange> =
+            BTreeMap::new();
+        for change in changes
+            .edges
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Unchanged)
+        {
+            let edge = &change.edge.edge;
+            edges.insert(
+                (edge.kind.clone(), edge.from.clone(), edge.to.clone()),
+                change,
+            );
+        }
+        let mut touched: BTreeSet<NodeRef> = nodes.keys().cloned().collect();
+        for (_, from, to) in edges.keys() {
+            touched.insert(from.clone());
+            touched.insert(to.clone());
+        }
+        Changed {
+            set: ChangeSet {
+                nodes: nodes.into_values().cloned().collect(),
+                edges: edges.into_values().cloned().collect(),
+            },
+            touched,
+        }
+    }
+
+    /// Whether the finding is about, or rests on, something that changed.
+    fn named_by(&self, finding: &Finding) -> bool {
+        self.touched.contains(&finding.subject)
+            || finding
+                .evidence
+                .iter()
+                .any(|e| self.touched.contains(&e.subject))
     }
 }
 

@@ -134,6 +134,7 @@ async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the
                 plan: Some(plan),
                 unplanned: None,
             }),
+            instance: "identity-drift".into(),
             detector_version: "test".into(),
             finding: found,
         }],

@@ -105,6 +105,8 @@ struct RawManifest {
     secrets: Vec<String>,
     #[serde(default)]
     config_schema: Option<serde_json::Value>,
+    #[serde(default)]
+    incremental: bool,
 }
 
 /// A plugin's manifest, checked.
@@ -119,6 +121,14 @@ pub struct Manifest {
     pub capabilities: BTreeSet<Capability>,
     pub secrets: BTreeSet<String>,
     pub config_schema: Option<serde_json::Value>,
+    /// A detector that may be given only what changed (`full` false) and
+    /// reads the rest of the twin through `graph`. It then reports every
+    /// finding that holds about a node that changed or is an end of an
+    /// edge that changed, every one whose evidence names such a node, and,
+    /// for each subject it reports anything about, everything that holds
+    /// about that subject. The host keeps the detector's earlier findings
+    /// that none of this covers. Other detectors always see the whole twin.
+    pub incremental: bool,
     /// Where the manifest was read from.
     pub path: PathBuf,
 }
@@ -186,6 +196,17 @@ impl Manifest {
                 "secrets are listed but neither http nor secrets is asked for".into(),
             ));
         }
+        if raw.incremental && raw.kind != Kind::Detector {
+            return Err(bad(format!(
+                "incremental applies to detectors only, not to a {}",
+                raw.kind
+            )));
+        }
+        if raw.incremental && !capabilities.contains(&Capability::Graph) {
+            return Err(bad(
+                "an incremental detector must ask for graph: it reads what did not change from the twin".into(),
+            ));
+        }
         if let Some(schema) = &raw.config_schema {
             crate::config_schema::check_schema(schema)
                 .map_err(|e| bad(format!("config_schema: {e}")))?;
@@ -201,6 +222,7 @@ impl Manifest {
             capabilities,
             secrets: raw.secrets.into_iter().collect(),
             config_schema: raw.config_schema,
+            incremental: raw.incremental,
             path: path.to_path_buf(),
         })
     }
@@ -240,6 +262,30 @@ mod tests {
         assert_eq!(m.kind, Kind::Connector);
         assert_eq!(m.component, Path::new("/p/x/gh.wasm"));
         assert!(m.capabilities.contains(&Capability::Http));
+    }
+
+    #[test]
+    fn incremental_is_for_detectors_that_read_the_graph() {
+        let detector =
+            "name: a\nversion: 0.1.0\nkind: detector\ncomponent: a.wasm\nincremental: true\n";
+        let with_graph = format!("{detector}capabilities: [log, graph]\n");
+        let m = parse(&with_graph).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(m.incremental);
+        let err = parse(detector)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("must ask for graph"), "{err}");
+        let err = parse(
+            "name: a\nversion: 0.1.0\nkind: connector\ncomponent: a.wasm\nincremental: true\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("detectors only"), "{err}");
+        let plain = parse("name: a\nversion: 0.1.0\nkind: detector\ncomponent: a.wasm\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(!plain.incremental);
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct HandleOutput {
     pub skipped: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DetectOutput {
     pub findings: Vec<model::Finding>,
     /// Findings the host refused (unknown rule, bad evidence), with reasons.
@@ -509,6 +509,12 @@ impl Plugin {
 
     pub fn kind(&self) -> Kind {
         self.inner.manifest.kind
+    }
+
+    /// Whether this detector may be given only what changed; see
+    /// [`Manifest::incremental`].
+    pub fn incremental(&self) -> bool {
+        self.inner.manifest.incremental
     }
 
     pub fn instance(&self) -> &str {

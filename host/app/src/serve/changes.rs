@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use org_mesh_cache::Work;
-use org_mesh_model::{Batch, Timestamp};
+use org_mesh_model::{Batch, ChangeSet, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::Service;
@@ -62,10 +62,10 @@ impl Service {
         Ok(id)
     }
 
-    /// Applies one change, retrying while the store is unreachable. When
-    /// this returns the change may be acknowledged: it is applied, or it
-    /// can never be.
-    async fn settle(&self, work: &Work) {
+    /// Applies one change, retrying while the store is unreachable, and
+    /// returns what it changed in the twin. When this returns the change
+    /// may be acknowledged: it is applied, or it can never be.
+    async fn settle(&self, work: &Work) -> ChangeSet {
         let change: Change = match serde_json::from_slice(&work.payload) {
             Ok(c) => c,
             Err(e) => {
@@ -74,56 +74,73 @@ impl Service {
                     .changes
                     .with_label_values(&["unreadable"])
                     .inc();
-                return;
+                return ChangeSet::default();
             }
         };
+        let mut changed = ChangeSet::default();
         let applied = self
             .retrying(
                 &work.id,
                 &change.source,
                 "Applying a queued change",
                 || async {
-                    let skipped = self
+                    let applied = self
                         .apply(&change.source, change.accepted_at, change.batch.clone())
                         .await?;
-                    for s in &skipped {
-                        tracing::warn!(source = %change.source, skipped = %s, "Record left out");
+                    for s in &applied.skipped {
+                        tracing::warn!(source = %change.source, record = %s.record, reason = %s.reason, "Record left out");
                     }
-                    Ok(())
+                    Ok(applied.changes)
                 },
             )
             .await;
-        let outcome = if applied { "applied" } else { "failed" };
+        let outcome = match applied {
+            Some(changes) => {
+                changed = changes;
+                "applied"
+            }
+            None => "failed",
+        };
         self.metrics.changes.with_label_values(&[outcome]).inc();
+        changed
     }
 
     /// Evaluates the twin after changes were applied, retrying while the
     /// store is unreachable, so that the changes stay unacknowledged until
     /// their findings are known.
-    async fn settle_evaluation(&self, first: &Work) {
+    async fn settle_evaluation(&self, first: &Work, changes: &ChangeSet) {
         self.retrying(
             &first.id,
             "queue",
             "Evaluating after queued changes",
-            || self.evaluate_changed(),
+            || self.evaluate_changed(changes),
         )
         .await;
     }
 
     /// Runs `step` until it succeeds, or until the store has refused it
-    /// (rather than been unreachable or busy) a few times; returns whether
-    /// it succeeded.
-    async fn retrying<F, Fut>(&self, id: &str, source: &str, what: &str, mut step: F) -> bool
+    /// (rather than been unreachable or busy) a few times; returns what it
+    /// gave when it succeeded.
+    async fn retrying<T, F, Fut>(
+        &self,
+        id: &str,
+        source: &str,
+        what: &str,
+        mut step: F,
+    ) -> Option<T>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = anyhow::Result<()>>,
+        Fut: Future<Output = anyhow::Result<T>>,
     {
         let mut backoff = Duration::from_millis(250);
         let mut refusals = 0;
         loop {
-            let Err(e) = step().await else {
-                self.health.graph_ok();
-                return true;
+            let e = match step().await {
+                Ok(done) => {
+                    self.health.graph_ok();
+                    return Some(done);
+                }
+                Err(e) => e,
             };
             let transient = e
                 .chain()
@@ -138,7 +155,7 @@ impl Service {
                         error = %format!("{e:#}"),
                         "{what} failed: the store refuses it; dropped"
                     );
-                    return false;
+                    return None;
                 }
             } else if self.twin.store.ping().await.is_err() {
                 self.health.graph_failed(&format!("{e:#}"));
@@ -259,11 +276,14 @@ pub async fn work(service: Arc<Service>) {
                 }
             }
         }
+        let mut changes = ChangeSet::default();
         for w in &taken {
-            service.settle(w).await;
+            let applied = service.settle(w).await;
+            changes.nodes.extend(applied.nodes);
+            changes.edges.extend(applied.edges);
         }
         if let Some(first) = taken.first() {
-            service.settle_evaluation(first).await;
+            service.settle_evaluation(first, &changes).await;
         }
         for w in &taken {
             service.acknowledge(w).await;

@@ -8,9 +8,11 @@
 //! when the cache is Redis and the graph Neo4j. Within a replica, changes
 //! are applied and evaluated one at a time, so every finding set the API
 //! shows comes from one consistent state of the twin; a replica whose twin
-//! another replica changed evaluates again before it answers. Each
-//! evaluation runs the detectors over the whole twin: simple and correct,
-//! and the first thing to make incremental when twins grow large.
+//! another replica changed evaluates again before it answers. After pushed
+//! changes, detectors whose manifest says `incremental` are given only what
+//! changed and the findings they raised before about anything else are
+//! kept; a sync, a reload, another replica's change and a timer evaluate
+//! the whole twin.
 
 mod api;
 mod auth;
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use org_mesh_model::{Batch, Timestamp};
+use org_mesh_model::{Batch, ChangeSet, Timestamp};
 use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::backends::Shared;
@@ -63,6 +65,12 @@ const ACTIONS_LOCK_TTL: Duration = Duration::from_secs(300);
 /// How long a sync lock lasts without being extended; a replica that dies
 /// mid-sync holds its connector no longer than this.
 const SYNC_LOCK_TTL: Duration = Duration::from_secs(120);
+/// Between pushed changes, incremental detectors see only what changed;
+/// the whole twin is evaluated again at least this often, so that a
+/// decision that depends on time (days since an offboarding) and anything
+/// an incremental detector could not tie to a change are brought up to
+/// date.
+const WHOLE_EVALUATION_EVERY: Duration = Duration::from_secs(600);
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -149,6 +157,9 @@ pub struct Service {
     /// The twin version (counted in the shared state) `findings` were
     /// evaluated at.
     evaluated_at: AtomicU64,
+    /// When the whole twin was last evaluated; changes alone are
+    /// evaluated in between.
+    last_whole: Mutex<Instant>,
     tokens: Vec<auth::Token>,
     webhooks: BTreeMap<String, (WebhookProvider, String)>,
     shared: Shared,
@@ -246,6 +257,7 @@ impl Service {
             findings: RwLock::new(Evaluation::default()),
             pipeline: Mutex::new(()),
             evaluated_at: AtomicU64::new(0),
+            last_whole: Mutex::new(Instant::now()),
             tokens,
             webhooks,
             shared,
@@ -291,7 +303,7 @@ impl Service {
         source: &str,
         at: Timestamp,
         batch: Batch,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<org_mesh_store::Applied> {
         let _turn = self.pipeline.lock().await;
         let started = Instant::now();
         let applied = self.twin.ingest(source, at, batch).await?;
@@ -299,18 +311,14 @@ impl Service {
             .ingest_duration
             .with_label_values(&[source])
             .observe(started.elapsed().as_secs_f64());
-        Ok(applied
-            .skipped
-            .iter()
-            .map(|s| format!("{}: {}", s.record, s.reason))
-            .collect())
+        Ok(applied)
     }
 
-    /// Counts a change of the twin and evaluates it.
-    async fn evaluate_changed(&self) -> anyhow::Result<()> {
+    /// Counts a change of the twin and evaluates what `changes` did.
+    async fn evaluate_changed(&self, changes: &ChangeSet) -> anyhow::Result<()> {
         let _turn = self.pipeline.lock().await;
         let version = self.changed().await;
-        self.evaluate_locked(true, version).await
+        self.evaluate_locked(true, version, Some(changes)).await
     }
 
     async fn changed(&self) -> u64 {
@@ -380,7 +388,7 @@ impl Service {
         }
         self.twin.resolve_identities().await?;
         let version = self.changed().await;
-        self.evaluate_locked(true, version).await?;
+        self.evaluate_locked(true, version, None).await?;
         Ok(runs)
     }
 
@@ -446,7 +454,7 @@ impl Service {
         {
             let _turn = self.pipeline.lock().await;
             if shared > self.evaluated_at.load(Ordering::Relaxed)
-                && let Err(e) = self.evaluate_locked(false, shared).await
+                && let Err(e) = self.evaluate_locked(false, shared, None).await
             {
                 tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin again; answering with the last findings");
             }
@@ -456,9 +464,31 @@ impl Service {
 
     /// Runs detection and policy over the twin. `count` is false when the
     /// change was made, and its new findings counted, by another replica.
-    async fn evaluate_locked(&self, count: bool, version: u64) -> anyhow::Result<()> {
+    /// With `changes`, the findings in service are brought up to date with
+    /// them, if they are all that happened since those findings: no other
+    /// replica changed the twin meanwhile (the version moved by one) and
+    /// the last whole-twin evaluation is recent. Otherwise the whole twin
+    /// is evaluated.
+    async fn evaluate_locked(
+        &self,
+        count: bool,
+        version: u64,
+        changes: Option<&ChangeSet>,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let evaluation = self.twin.evaluate().await?;
+        let only_these = version == self.evaluated_at.load(Ordering::Relaxed) + 1
+            && self.last_whole.lock().await.elapsed() < WHOLE_EVALUATION_EVERY;
+        let evaluation = match changes.filter(|_| only_these) {
+            Some(changes) => {
+                let current = self.findings.read().await;
+                self.twin.evaluate_changes(&current, changes).await?
+            }
+            None => {
+                let evaluation = self.twin.evaluate().await?;
+                *self.last_whole.lock().await = Instant::now();
+                evaluation
+            }
+        };
         self.metrics
             .evaluation_duration
             .observe(started.elapsed().as_secs_f64());

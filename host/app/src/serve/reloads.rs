@@ -70,7 +70,7 @@ impl Service {
         if serves_new {
             let _turn = self.pipeline.lock().await;
             let version = self.evaluated_at.load(std::sync::atomic::Ordering::Relaxed);
-            if let Err(e) = self.evaluate_locked(true, version).await {
+            if let Err(e) = self.evaluate_locked(true, version, None).await {
                 tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin after a reload");
             }
         }

@@ -136,7 +136,7 @@ impl Service {
     async fn evaluate_after_forgetting(&self) {
         let _turn = self.pipeline.lock().await;
         let version = self.changed().await;
-        if let Err(e) = self.evaluate_locked(true, version).await {
+        if let Err(e) = self.evaluate_locked(true, version, None).await {
             tracing::warn!(error = %format!("{e:#}"), "Cannot evaluate the twin after forgetting messages");
         }
     }
