@@ -2,16 +2,17 @@
 //!
 //! Identity-provider accounts (Okta, Entra ID, SCIM) define the people: each
 //! distinct email is a `Person`. Code-host accounts (GitHub, GitLab) are then
-//! linked to at most one person by the strongest evidence that matches. The
-//! result is applied as one batch with full coverage, so a link that no
-//! longer holds becomes not observed instead of lingering.
+//! linked to at most one person by the strongest evidence that matches. What
+//! differs from the twin is applied as one batch, with coverage of each
+//! person and link that no longer holds, so it becomes not observed instead
+//! of lingering.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use org_mesh_model::{
-    Batch, Coverage, Edge, Node, NodeRef, Properties, StoredNode, Timestamp, Value, edge_kind,
-    label,
+    Batch, Coverage, Edge, Node, NodeRef, Properties, Provenance, StoredEdge, StoredNode,
+    Timestamp, Value, edge_kind, label,
 };
 use serde::Deserialize;
 
@@ -69,9 +70,9 @@ impl Evidence {
 /// Links accounts to people and applies the result with source
 /// [`SOURCE`].
 ///
-/// Only observed accounts are linked. The batch covers `Person` nodes and
-/// the `IDENTITY_OF` edges of every account with a known provider, observed
-/// or not, so people and links that no longer hold become not observed.
+/// Only observed accounts are linked. People, and the `IDENTITY_OF` edges
+/// of every account with a known provider (observed or not), that no
+/// longer hold become not observed.
 /// Explicit mappings that name no person are returned in
 /// [`Applied::skipped`] and create no person. Running it twice on the same
 /// twin changes nothing the second time.
@@ -96,13 +97,18 @@ pub async fn resolve(
             batch.edges.push(identity_edge(account, person, evidence));
         }
     }
-    batch.complete.extend(coverage(&accounts));
-
     let linked = batch.edges.len();
-    let mut applied = store.apply(SOURCE, at, batch).await?;
-    tracing::info!(
+    let batch = differences(store, batch, &accounts).await?;
+    let mut applied = if batch.nodes.is_empty() && batch.edges.is_empty() && batch.complete.is_empty()
+    {
+        Applied::default()
+    } else {
+        store.apply(SOURCE, at, batch).await?
+    };
+    tracing::debug!(
         people = directory.people.len(),
         links = linked,
+        changed = applied.changes.nodes.len() + applied.changes.edges.len(),
         "Resolved identities"
     );
     skipped.append(&mut applied.skipped);
@@ -191,7 +197,7 @@ impl<'a> Directory<'a> {
         Batch {
             nodes,
             edges,
-            complete: vec![Coverage::Nodes(label::PERSON.to_owned())],
+            complete: Vec::new(),
             partial: false,
         }
     }
@@ -245,6 +251,83 @@ impl<'a> Directory<'a> {
     }
 }
 
+/// The part of a whole resolution (people and links, without coverage)
+/// that differs from what the twin holds:
+/// the people and links that are new, changed or observed again, and
+/// coverage of exactly those that no longer hold. Applying it leaves the
+/// twin as applying the whole resolution would, without rewriting every
+/// person and link that stayed the same, which with a hundred thousand
+/// people is nearly all of the work. An unchanged person or link therefore
+/// keeps the `last_seen` of the resolution that last changed it.
+async fn differences(
+    store: &dyn GraphStore,
+    whole: Batch,
+    accounts: &[StoredNode],
+) -> Result<Batch, StoreError> {
+    let people: BTreeMap<NodeRef, StoredNode> = store
+        .nodes(label::PERSON)
+        .await?
+        .into_iter()
+        .map(|p| (p.node.reference(), p))
+        .collect();
+    let links: BTreeMap<(NodeRef, NodeRef), StoredEdge> = store
+        .edges(edge_kind::IDENTITY_OF)
+        .await?
+        .into_iter()
+        .map(|e| ((e.edge.from.clone(), e.edge.to.clone()), e))
+        .collect();
+    let differs = |stored: Option<(&Properties, &Provenance)>, wanted: &Properties| {
+        stored.is_none_or(|(properties, provenance)| {
+            !provenance.observed() || provenance.source != SOURCE || properties != wanted
+        })
+    };
+    let mut out = Batch {
+        partial: false,
+        ..Batch::default()
+    };
+    let mut wanted_people = BTreeSet::new();
+    for node in whole.nodes {
+        let stored = people.get(&node.reference());
+        wanted_people.insert(node.reference());
+        if differs(
+            stored.map(|p| (&p.node.properties, &p.provenance)),
+            &node.properties,
+        ) {
+            out.nodes.push(node);
+        }
+    }
+    let mut wanted_links = BTreeSet::new();
+    for edge in whole.edges {
+        let at = (edge.from.clone(), edge.to.clone());
+        let stored = links.get(&at);
+        wanted_links.insert(at);
+        if differs(
+            stored.map(|e| (&e.edge.properties, &e.provenance)),
+            &edge.properties,
+        ) {
+            out.edges.push(edge);
+        }
+    }
+    let gone = |provenance: &Provenance| provenance.observed() && provenance.source == SOURCE;
+    for (person, stored) in &people {
+        if gone(&stored.provenance) && !wanted_people.contains(person) {
+            out.complete.push(Coverage::Node(person.clone()));
+        }
+    }
+    let covered = covered(accounts);
+    for ((from, to), stored) in &links {
+        let at = (from.clone(), to.clone());
+        if gone(&stored.provenance) && covered.contains(from) && !wanted_links.contains(&at) {
+            out.complete.push(Coverage::Edge(
+                edge_kind::IDENTITY_OF.to_owned(),
+                from.clone(),
+                to.clone(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// The explicit mappings that name a known person, keyed by lower-cased
 /// provider and login, and a skip for each of the others.
 fn explicit_links(
@@ -277,17 +360,18 @@ fn explicit_links(
     (links, skipped)
 }
 
-/// Coverage of the links of every account with a known provider. Accounts
-/// that are no longer observed are covered too, so their links lapse with
-/// them.
-fn coverage(accounts: &[StoredNode]) -> impl Iterator<Item = Coverage> + '_ {
+/// The accounts whose links resolution decides: every account with a known
+/// provider. Accounts that are no longer observed are included, so their
+/// links lapse with them.
+fn covered(accounts: &[StoredNode]) -> BTreeSet<NodeRef> {
     accounts
         .iter()
         .filter(|a| {
             let provider = text(&a.node.properties, "provider");
             IDP_PROVIDERS.contains(&provider) || CODE_HOST_PROVIDERS.contains(&provider)
         })
-        .map(|a| Coverage::EdgesFrom(edge_kind::IDENTITY_OF.to_owned(), a.node.reference()))
+        .map(|a| a.node.reference())
+        .collect()
 }
 
 fn identity_edge(account: &StoredNode, person: &str, evidence: Evidence) -> Edge {

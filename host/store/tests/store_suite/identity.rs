@@ -262,6 +262,20 @@ pub async fn links_lapse(store: Arc<dyn GraphStore>) {
         .await
         .expect("resolve");
     assert!(again.changes.is_quiet(), "resolution is idempotent");
+    // Nothing that stayed the same is written again: the second
+    // resolution reports no record at all, and a person keeps the time
+    // of the resolution that made it.
+    assert!(
+        again.changes.nodes.is_empty() && again.changes.edges.is_empty(),
+        "{:?}",
+        again.changes
+    );
+    let carol = store
+        .node(&NodeRef::new("Person", "carol@example.com"))
+        .await
+        .expect("node")
+        .expect("carol");
+    assert_eq!(carol.provenance.last_seen, at(1));
 
     let applied = resolve(store.as_ref(), &[], at(3)).await.expect("resolve");
     assert_eq!(link(&store, "zed").await, None);
