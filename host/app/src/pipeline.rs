@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use org_mesh_model::{
-    ChangeKind, ChangeSet, Direction, Finding, NodeRef, Remedy, Severity, StoredEdge, StoredNode,
+    ChangeKind, ChangeSet, Direction, Finding, NodeChange, NodeRef, Remedy, Severity, StoredEdge,
+    StoredNode,
 };
 use org_mesh_policy::{Decision, DecisionInput, PolicySet};
 use org_mesh_runtime::{
-    ActionPlan, ActionRequest, Attachment, GraphReader, Kind, Plugin, Registry, Runtime,
-    RuntimeOptions,
+    ActionPlan, ActionRequest, Attachment, DetectOutput, GraphReader, Kind, Plugin, Registry,
+    Runtime, RuntimeOptions,
 };
 use org_mesh_store::{EmbeddedStore, ExplicitMapping, GraphStore};
 use serde::Serialize;
@@ -440,7 +441,7 @@ impl Twin {
             let mut result = None;
             if let Some(previous) = previous {
                 let attempt = if changed.set.nodes.is_empty() && changed.set.edges.is_empty() {
-                    Ok(org_mesh_runtime::DetectOutput::default())
+                    Ok(DetectOutput::default())
                 } else {
                     detector.detect(false, &changed.set).await
                 };
@@ -479,12 +480,16 @@ impl Twin {
             }
             let result = match result {
                 Some(output) => Ok(output),
+                None if detector.incremental() => self.detect_in_pages(detector).await,
                 None => {
                     if snapshot.is_none() {
                         snapshot = Some(self.store.snapshot().await.context("reading the twin")?);
                     }
                     let whole = snapshot.as_ref().unwrap_or(&changed.set);
-                    detector.detect(true, whole).await
+                    detector
+                        .detect(true, whole)
+                        .await
+                        .map_err(|e| e.to_string())
                 }
             };
             match result {
@@ -565,6 +570,63 @@ impl Twin {
     }
 }
 
+impl Twin {
+    /// A whole-twin scan for an incremental detector: a page of nodes per
+    /// call, each marked as part of a full scan, and no edges, since such
+    /// a detector reads what it needs beyond its nodes through the graph.
+    /// Neither the host nor the plugin then holds the whole twin at once,
+    /// which a single call cannot do for a large organisation within a
+    /// plugin's memory cap.
+    async fn detect_in_pages(&self, detector: &Plugin) -> Result<DetectOutput, String> {
+        let labels = self
+            .store
+            .counts()
+            .await
+            .map_err(|e| format!("reading the twin: {e}"))?;
+        let mut out = DetectOutput::default();
+        for label in labels.keys() {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .nodes_page(label, after.as_deref(), DETECT_PAGE)
+                    .await
+                    .map_err(|e| format!("reading the twin: {e}"))?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.node.key.clone());
+                let nodes = page
+                    .into_iter()
+                    .map(|node| NodeChange {
+                        kind: if node.provenance.observed() {
+                            ChangeKind::Unchanged
+                        } else {
+                            ChangeKind::NotObserved
+                        },
+                        node,
+                    })
+                    .collect();
+                let part = ChangeSet {
+                    nodes,
+                    edges: Vec::new(),
+                };
+                let found = detector
+                    .detect(true, &part)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.findings.extend(found.findings);
+                out.rejected.extend(found.rejected);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How many nodes one call of a paged whole-twin scan carries: small
+/// enough that a page and what the detector reads for it stay far inside a
+/// plugin's memory and time limits, large enough that the cost of a call
+/// is spread over many nodes.
+const DETECT_PAGE: usize = 1000;
+
 /// A finding of this round: raised by a detector now, or kept from the
 /// previous round because nothing it names changed.
 enum Found {
@@ -588,7 +650,7 @@ struct Changed {
 
 impl Changed {
     fn new(changes: &ChangeSet) -> Changed {
-        let mut nodes: BTreeMap<NodeRef, &org_mesh_model::NodeChange> = BTreeMap::new();
+        let mut nodes: BTreeMap<NodeRef, &NodeChange> = BTreeMap::new();
         for change in changes
             .nodes
             .iter()

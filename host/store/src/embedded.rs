@@ -249,6 +249,20 @@ impl GraphStore for EmbeddedStore {
             .await
     }
 
+    async fn nodes_page(
+        &self,
+        label: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredNode>, StoreError> {
+        let label = label.to_owned();
+        let after = after.map(str::to_owned);
+        self.run(move |db, location| {
+            read::nodes_page(db, location, &label, after.as_deref(), limit)
+        })
+        .await
+    }
+
     async fn edges(&self, kind: &str) -> Result<Vec<StoredEdge>, StoreError> {
         let kind = kind.to_owned();
         self.run(move |db, location| read::edges(db, location, &kind))

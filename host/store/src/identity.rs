@@ -99,12 +99,12 @@ pub async fn resolve(
     }
     let linked = batch.edges.len();
     let batch = differences(store, batch, &accounts).await?;
-    let mut applied = if batch.nodes.is_empty() && batch.edges.is_empty() && batch.complete.is_empty()
-    {
-        Applied::default()
-    } else {
-        store.apply(SOURCE, at, batch).await?
-    };
+    let mut applied =
+        if batch.nodes.is_empty() && batch.edges.is_empty() && batch.complete.is_empty() {
+            Applied::default()
+        } else {
+            store.apply(SOURCE, at, batch).await?
+        };
     tracing::debug!(
         people = directory.people.len(),
         links = linked,

@@ -108,6 +108,17 @@ pub trait GraphStore: Send + Sync + std::fmt::Debug {
     /// Every node with `label`, ordered by key.
     async fn nodes(&self, label: &str) -> Result<Vec<StoredNode>, StoreError>;
 
+    /// At most `limit` nodes with `label` whose key comes after `after`
+    /// (from the first when `None`), in the backend's key order: pass the
+    /// last key of one page as `after` to read the next. Reads a label of
+    /// any size in bounded memory.
+    async fn nodes_page(
+        &self,
+        label: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredNode>, StoreError>;
+
     /// Every edge of `kind`.
     async fn edges(&self, kind: &str) -> Result<Vec<StoredEdge>, StoreError>;
 

@@ -137,6 +137,7 @@ macro_rules! shared_suite {
         suite::history_tells_when_admin_was_gained,
         suite::values_round_trip,
         suite::counts,
+        suite::pages_cover_a_label_exactly,
         suite::concurrent_applies_all_land,
         suite::a_healthy_store_answers_ping,
         suite::stale_observations_change_nothing,

@@ -53,6 +53,39 @@ pub(super) fn nodes(
     Ok(found.into_iter().map(|(_, node)| node).collect())
 }
 
+pub(super) fn nodes_page(
+    db: &Database,
+    location: &Location,
+    label: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<StoredNode>, StoreError> {
+    let txn = begin(db, location)?;
+    let nodes = json_table(&txn, location, NODES)?;
+    let prefix = keys::label_prefix(label);
+    let after = after.map(|key| keys::node(&NodeRef::new(label, key)));
+    let start = after.clone().unwrap_or_else(|| prefix.clone());
+    let mut out = Vec::new();
+    for item in nodes
+        .range(start.as_str()..)
+        .during(location, "paging nodes")?
+    {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, bytes) = item.during(location, "paging nodes")?;
+        let key = key.value();
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        if after.as_deref() == Some(key) {
+            continue;
+        }
+        out.push(decode(location, key, bytes.value())?);
+    }
+    Ok(out)
+}
+
 /// Walks every edge and decodes only those of `kind`: there is no index by
 /// kind, so this costs a pass over all edge keys. An index would be the fix
 /// if detectors start to wait on it.

@@ -463,6 +463,15 @@ impl GraphStore for Neo4jStore {
         read::nodes(self, label).await
     }
 
+    async fn nodes_page(
+        &self,
+        label: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredNode>, StoreError> {
+        read::nodes_page(self, label, after, limit).await
+    }
+
     async fn edges(&self, kind: &str) -> Result<Vec<StoredEdge>, StoreError> {
         read::edges(self, kind).await
     }

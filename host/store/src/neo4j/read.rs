@@ -39,6 +39,28 @@ pub(super) async fn nodes(store: &Neo4jStore, label: &str) -> Result<Vec<StoredN
     Ok(out)
 }
 
+/// Cypher orders and compares the keys here, so a page ends where the next
+/// one starts even though Neo4j's string order (by UTF-16 code units)
+/// differs from the embedded store's (by bytes).
+pub(super) async fn nodes_page(
+    store: &Neo4jStore,
+    label: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<StoredNode>, StoreError> {
+    let q = query(
+        "MATCH (n:Entity {label: $label}) WHERE $after IS NULL OR n.key > $after \
+         RETURN n.record AS record ORDER BY n.key LIMIT $limit",
+    )
+    .param("label", label)
+    .param("after", after)
+    .param("limit", i64::try_from(limit).unwrap_or(i64::MAX));
+    let rows = store.read("paging nodes", q).await?;
+    rows.iter()
+        .map(|row| store.decode::<StoredNode>(row, "record"))
+        .collect()
+}
+
 pub(super) async fn edges(store: &Neo4jStore, kind: &str) -> Result<Vec<StoredEdge>, StoreError> {
     let q = query("MATCH (:Entity)-[r:$($kind)]->(:Entity) RETURN r.record AS record")
         .param("kind", kind);

@@ -524,6 +524,44 @@ pub async fn counts(store: Arc<dyn GraphStore>) {
     assert_eq!(unseen, ["github:bo"]);
 }
 
+/// Paging through a label returns every node of it once, whatever the
+/// page size, including keys that share a prefix with the label's
+/// neighbours and a key holding NUL; nodes of other labels never appear.
+pub async fn pages_cover_a_label_exactly(store: Arc<dyn GraphStore>) {
+    let mut keys: Vec<String> = (0..23).map(|i| format!("github:user{i:02}")).collect();
+    keys.push("github:a\0b".to_owned());
+    keys.push("github:é".to_owned());
+    let mut nodes: Vec<Node> = keys
+        .iter()
+        .map(|k| node("Account", k, &[("login", text(k))]))
+        .collect();
+    nodes.push(node("AccountX", "github:user00", &[]));
+    nodes.push(node("Accoun", "zzz", &[]));
+    apply(&store, "github", 0, batch(nodes, vec![], vec![])).await;
+    let whole: BTreeSet<String> = keys.into_iter().collect();
+    for limit in [1, 2, 7, 25, 100] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .nodes_page("Account", after.as_deref(), limit)
+                .await
+                .expect("page");
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            after = Some(last.node.key.clone());
+            seen.extend(page.into_iter().map(|n| {
+                assert_eq!(n.node.label, "Account");
+                n.node.key
+            }));
+        }
+        assert_eq!(seen.len(), whole.len(), "page size {limit}: {seen:?}");
+        assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), whole);
+    }
+    let none = store.nodes_page("Person", None, 10).await.expect("page");
+    assert!(none.is_empty());
+}
+
 /// Batches applied from many tasks at once all land, and the log's seqs
 /// stay gapless.
 pub async fn concurrent_applies_all_land(store: Arc<dyn GraphStore>) {
