@@ -482,14 +482,13 @@ impl Twin {
                 Some(output) => Ok(output),
                 None if detector.incremental() => self.detect_in_pages(detector).await,
                 None => {
-                    if snapshot.is_none() {
-                        snapshot = Some(self.store.snapshot().await.context("reading the twin")?);
-                    }
-                    let whole = snapshot.as_ref().unwrap_or(&changed.set);
-                    detector
-                        .detect(true, whole)
-                        .await
-                        .map_err(|e| e.to_string())
+                    let whole = match snapshot.take() {
+                        Some(whole) => whole,
+                        None => self.store.snapshot().await.context("reading the twin")?,
+                    };
+                    let output = detector.detect(true, &whole).await;
+                    snapshot = Some(whole);
+                    output.map_err(|e| e.to_string())
                 }
             };
             match result {
