@@ -360,22 +360,49 @@ impl Twin {
     }
 
     /// Applies a batch `source` observed at `at`, then re-resolves
-    /// identities.
+    /// identities if an account changed.
     pub async fn ingest(
         &self,
         source: &str,
         at: org_mesh_model::Timestamp,
         batch: org_mesh_model::Batch,
     ) -> anyhow::Result<org_mesh_store::Applied> {
-        let mut applied = self
-            .store
-            .apply(source, at, batch)
-            .await
-            .with_context(|| format!("applying records from {source}"))?;
-        let identity = self.resolve_identities().await?;
+        let mut applied = self.apply(source, at, batch).await?;
+        let identity = self.resolve_after(&applied.changes).await?;
         applied.changes.extend(identity.changes);
         applied.skipped.extend(identity.skipped);
         Ok(applied)
+    }
+
+    /// Applies a batch `source` observed at `at`, leaving identities as
+    /// they are: for a caller that applies several batches and then calls
+    /// [`Twin::resolve_after`] once for all of them.
+    pub async fn apply(
+        &self,
+        source: &str,
+        at: org_mesh_model::Timestamp,
+        batch: org_mesh_model::Batch,
+    ) -> anyhow::Result<org_mesh_store::Applied> {
+        self.store
+            .apply(source, at, batch)
+            .await
+            .with_context(|| format!("applying records from {source}"))
+    }
+
+    /// Re-resolves identities after `changes`, unless none of them is an
+    /// account: resolution reads nothing else that changes, so it would
+    /// find nothing to do, and it reads every account to find that out.
+    pub async fn resolve_after(
+        &self,
+        changes: &ChangeSet,
+    ) -> anyhow::Result<org_mesh_store::Applied> {
+        let account_changed = changes.nodes.iter().any(|c| {
+            c.kind != ChangeKind::Unchanged && c.node.node.label == org_mesh_model::label::ACCOUNT
+        });
+        if !account_changed {
+            return Ok(org_mesh_store::Applied::default());
+        }
+        self.resolve_identities().await
     }
 
     pub async fn resolve_identities(&self) -> anyhow::Result<org_mesh_store::Applied> {

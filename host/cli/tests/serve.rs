@@ -149,6 +149,16 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
     );
 
     let metrics = metrics(&http, &server.base).await;
+    // The SCIM changes were evaluated incrementally: identity-drift was
+    // given them alone, and still raised the finding above.
+    let incremental = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("org_mesh_evaluations_total{scope=\"changes\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        incremental.is_some_and(|n| n >= 1.0),
+        "no incremental evaluation: {incremental:?}\n{metrics}"
+    );
     for name in [
         "org_mesh_ingest_duration_seconds_count{connector=\"okta\"}",
         "org_mesh_graph_nodes_count{label=\"Person\"}",

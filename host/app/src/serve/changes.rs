@@ -41,8 +41,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often a change the store refuses as such (not for being unreachable
 /// or busy) is tried before it is dropped as unappliable.
 const ATTEMPTS_WHEN_REFUSED: u32 = 3;
-/// The most changes a worker takes, applies and evaluates together.
-const MAX_BATCH: usize = 64;
+/// The most changes a worker takes, applies and evaluates together. Each
+/// round re-resolves identities, which reads every account, so under a
+/// backlog a large round spreads that over many changes; a round's first
+/// change waits for the others' writes, a few milliseconds each.
+const MAX_BATCH: usize = 256;
 
 impl Service {
     /// Queues a change; it is durable when this returns.

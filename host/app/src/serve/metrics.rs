@@ -15,6 +15,7 @@ pub struct Metrics {
     pub action_success_rate: prometheus::GaugeVec,
     pub actions: IntCounterVec,
     pub evaluation_duration: Histogram,
+    pub evaluations: IntCounterVec,
     pub reloads: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
     pub queue_depth: IntGauge,
@@ -100,6 +101,14 @@ impl Metrics {
                 "org_mesh_evaluation_duration_seconds",
                 "Time to run detectors, policy and planning over the twin",
             ))?,
+            evaluations: IntCounterVec::new(
+                Opts::new(
+                    "org_mesh_evaluations_total",
+                    "Evaluations by scope: changes (incremental detectors given only what \
+                     changed) or twin (every detector given the whole twin)",
+                ),
+                &["scope"],
+            )?,
             reloads: IntCounterVec::new(
                 Opts::new(
                     "org_mesh_reload_total",
@@ -144,6 +153,7 @@ impl Metrics {
         registry.register(Box::new(m.action_success_rate.clone()))?;
         registry.register(Box::new(m.actions.clone()))?;
         registry.register(Box::new(m.evaluation_duration.clone()))?;
+        registry.register(Box::new(m.evaluations.clone()))?;
         registry.register(Box::new(m.reloads.clone()))?;
         registry.register(Box::new(m.webhook_deliveries.clone()))?;
         registry.register(Box::new(m.queue_depth.clone()))?;
@@ -154,6 +164,9 @@ impl Metrics {
         // dashboards and alerts see them before the first event.
         for outcome in ["applied", "failed", "unreadable"] {
             m.changes.with_label_values(&[outcome]);
+        }
+        for scope in ["changes", "twin"] {
+            m.evaluations.with_label_values(&[scope]);
         }
         for kind in ["plugin", "policy"] {
             for outcome in ["applied", "rejected"] {

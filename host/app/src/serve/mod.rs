@@ -295,9 +295,9 @@ impl Service {
         Ok(Some(Arc::new(service)))
     }
 
-    /// Applies a batch `source` observed at `at`, without evaluating.
-    /// Pushed changes reach this through the queue, which evaluates once
-    /// after the changes it took together.
+    /// Applies a batch `source` observed at `at`, without resolving
+    /// identities or evaluating. Pushed changes reach this through the
+    /// queue, which does both once after the changes it took together.
     async fn apply(
         &self,
         source: &str,
@@ -306,7 +306,7 @@ impl Service {
     ) -> anyhow::Result<org_mesh_store::Applied> {
         let _turn = self.pipeline.lock().await;
         let started = Instant::now();
-        let applied = self.twin.ingest(source, at, batch).await?;
+        let applied = self.twin.apply(source, at, batch).await?;
         self.metrics
             .ingest_duration
             .with_label_values(&[source])
@@ -314,11 +314,19 @@ impl Service {
         Ok(applied)
     }
 
-    /// Counts a change of the twin and evaluates what `changes` did.
+    /// Re-resolves identities after the applied `changes`, once for all of
+    /// them, then counts a change of the twin and evaluates what they and
+    /// the resolution did.
     async fn evaluate_changed(&self, changes: &ChangeSet) -> anyhow::Result<()> {
         let _turn = self.pipeline.lock().await;
+        let identity = self.twin.resolve_after(changes).await?;
+        for s in &identity.skipped {
+            tracing::warn!(record = %s.record, reason = %s.reason, "Identity left unresolved");
+        }
+        let mut changes = changes.clone();
+        changes.extend(identity.changes);
         let version = self.changed().await;
-        self.evaluate_locked(true, version, Some(changes)).await
+        self.evaluate_locked(true, version, Some(&changes)).await
     }
 
     async fn changed(&self) -> u64 {
@@ -478,17 +486,21 @@ impl Service {
         let started = Instant::now();
         let only_these = version == self.evaluated_at.load(Ordering::Relaxed) + 1
             && self.last_whole.lock().await.elapsed() < WHOLE_EVALUATION_EVERY;
-        let evaluation = match changes.filter(|_| only_these) {
+        let (evaluation, scope) = match changes.filter(|_| only_these) {
             Some(changes) => {
                 let current = self.findings.read().await;
-                self.twin.evaluate_changes(&current, changes).await?
+                let evaluation = self.twin.evaluate_changes(&current, changes).await?;
+                // Only a round in which no detector was given the changes
+                // alone brings every finding up to date.
+                let whole = evaluation.incremental.is_empty();
+                (evaluation, if whole { "twin" } else { "changes" })
             }
-            None => {
-                let evaluation = self.twin.evaluate().await?;
-                *self.last_whole.lock().await = Instant::now();
-                evaluation
-            }
+            None => (self.twin.evaluate().await?, "twin"),
         };
+        if scope == "twin" {
+            *self.last_whole.lock().await = Instant::now();
+        }
+        self.metrics.evaluations.with_label_values(&[scope]).inc();
         self.metrics
             .evaluation_duration
             .observe(started.elapsed().as_secs_f64());
