@@ -296,10 +296,16 @@ fn lookup<T: Transport>(
     Ok((id, state))
 }
 
-/// `blocked` and `ldap_blocked` both keep the user out; GitLab refuses to
-/// touch the latter through the API, so it counts as done.
+/// Every state that keeps the user from signing in and from Git and the
+/// API counts as done: `blocked`; `ldap_blocked`, which GitLab refuses to
+/// touch through the API; `banned`, a block that also hides the user's
+/// content; and `blocked_pending_approval`, a sign-up no administrator has
+/// approved, which GitLab treats as blocked.
 fn is_blocked(state: Option<&str>) -> bool {
-    matches!(state, Some("blocked" | "ldap_blocked"))
+    matches!(
+        state,
+        Some("blocked" | "ldap_blocked" | "banned" | "blocked_pending_approval")
+    )
 }
 
 const NEEDS_ADMIN: &str = " (blocking a user needs an administrator's token with the api scope)";

@@ -168,6 +168,21 @@ fn blocking_by_id_reads_the_user_first_and_skips_an_ldap_block() -> TestResult {
 }
 
 #[test]
+fn a_banned_or_unapproved_user_counts_as_blocked() -> TestResult {
+    for state in ["banned", "blocked_pending_approval"] {
+        let server = gitlab(vec![
+            expect("GET", "/api/v4/users/42").answer(200, &user(state)),
+        ])?;
+        let outcome = execute(&block(&server, Props::new().integer("user_id", 42)), wire())
+            .map_err(|e| format!("{state}: {e:?}"))?;
+        server.finish().check()?;
+        assert!(!outcome.changed, "{state}");
+        assert_eq!(outcome.calls.len(), 1, "{state}: only the read");
+    }
+    Ok(())
+}
+
+#[test]
 fn plans_make_no_request_and_name_every_call() -> TestResult {
     let server = gitlab(Vec::new())?;
     let by_id = plan(&block(&server, Props::new().integer("user_id", 42)), wire())
