@@ -314,10 +314,10 @@ async fn differences(
             out.complete.push(Coverage::Node(person.clone()));
         }
     }
-    let covered = covered(accounts);
+    let resolvable = resolvable_accounts(accounts);
     for ((from, to), stored) in &links {
         let at = (from.clone(), to.clone());
-        if gone(&stored.provenance) && covered.contains(from) && !wanted_links.contains(&at) {
+        if gone(&stored.provenance) && resolvable.contains(from) && !wanted_links.contains(&at) {
             out.complete.push(Coverage::Edge(
                 edge_kind::IDENTITY_OF.to_owned(),
                 from.clone(),
@@ -363,7 +363,7 @@ fn explicit_links(
 /// The accounts whose links resolution decides: every account with a known
 /// provider. Accounts that are no longer observed are included, so their
 /// links lapse with them.
-fn covered(accounts: &[StoredNode]) -> BTreeSet<NodeRef> {
+fn resolvable_accounts(accounts: &[StoredNode]) -> BTreeSet<NodeRef> {
     accounts
         .iter()
         .filter(|a| {
