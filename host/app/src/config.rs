@@ -292,6 +292,9 @@ pub struct GraphConfig {
     /// The embedded database file; defaults to `twin.redb` in the state
     /// folder.
     pub path: Option<PathBuf>,
+    /// How much of the embedded database file is kept in memory, in MiB;
+    /// the rest is read through the kernel's page cache when needed.
+    pub cache_mib: Option<u64>,
     /// With `backend: neo4j`: where and how to connect.
     pub neo4j: Option<Neo4jConfig>,
 }
@@ -539,6 +542,7 @@ impl Config {
 
     /// Sets settings from `ORG_MESH_<PATH>` variables, the path's parts
     /// joined by `__`: `ORG_MESH_STATE_DIR`, `ORG_MESH_GRAPH__PATH`,
+    /// `ORG_MESH_GRAPH__CACHE_MIB`,
     /// `ORG_MESH_PLUGINS__DIRS` (`:`-separated), `ORG_MESH_PLUGINS__CACHE_DIR`,
     /// `ORG_MESH_POLICIES__DIR`, `ORG_MESH_IDENTITY__MAPPINGS`, `ORG_MESH_SERVE__LISTEN`,
     /// `ORG_MESH_SERVE__BODY_LIMIT_BYTES`, `ORG_MESH_SERVE__SYNC_INTERVAL_SECS`,
@@ -569,6 +573,9 @@ impl Config {
                 "graph__path" => {
                     self.graph.path = Some(value.clone().into());
                     Ok(())
+                }
+                "graph__cache_mib" => {
+                    number("a number of MiB").map(|n| self.graph.cache_mib = Some(n))
                 }
                 "graph__backend" => match value.as_str() {
                     "embedded" => {
@@ -873,6 +880,15 @@ impl Config {
             .unwrap_or_else(|| self.state_dir.join("plugin-cache"))
     }
 
+    /// The memory the embedded twin may keep of its file.
+    pub fn store_cache_bytes(&self) -> usize {
+        self.graph
+            .cache_mib
+            .map_or(org_mesh_store::EmbeddedStore::DEFAULT_CACHE_BYTES, |mib| {
+                usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+            })
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.graph
             .path
@@ -1161,6 +1177,30 @@ mod tests {
         );
         assert_eq!(config.cache.reclaim_after_secs, 5);
         assert_eq!(config.graph.backend, Backend::Neo4j);
+    }
+
+    #[test]
+    fn the_embedded_cache_is_bounded_by_default_and_set_in_mib() {
+        let base = "plugins: {dirs: [p]}\npolicies: {dir: q}\n";
+        let config = load(base).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            config.store_cache_bytes(),
+            org_mesh_store::EmbeddedStore::DEFAULT_CACHE_BYTES
+        );
+        let mut config = load(&format!("{base}graph: {{cache_mib: 32}}\n"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(config.store_cache_bytes(), 32 << 20);
+        let mut problems = Vec::new();
+        let vars = [("ORG_MESH_GRAPH__CACHE_MIB".to_string(), "512".to_string())];
+        config.overlay_env(vars.into_iter(), &mut problems);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(config.store_cache_bytes(), 512 << 20);
+        let vars = [("ORG_MESH_GRAPH__CACHE_MIB".to_string(), "1G".to_string())];
+        config.overlay_env(vars.into_iter(), &mut problems);
+        assert_eq!(
+            problems,
+            ["ORG_MESH_GRAPH__CACHE_MIB: \"1G\" is not a number of MiB"]
+        );
     }
 
     #[test]

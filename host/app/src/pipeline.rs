@@ -229,7 +229,7 @@ impl Twin {
                 )
             }
             _ => Arc::new(
-                EmbeddedStore::open(&store_path)
+                EmbeddedStore::open_with_cache(&store_path, config.store_cache_bytes())
                     .await
                     .with_context(|| format!("opening the twin at {}", store_path.display()))?,
             ),

@@ -62,6 +62,14 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// The memory [`EmbeddedStore::open`] lets redb keep of the file's pages.
+    /// redb's own default is 1 GiB, which a twin of a hundred thousand people
+    /// fills on open (the integrity check reads every page) and keeps: a pod's
+    /// whole memory budget spent on a copy of what the kernel's page cache holds
+    /// anyway. Pages outside it are read from the file again, which is what
+    /// the kernel's cache makes cheap.
+    pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
+
     /// Opens the store at `path`, creating the file and its parent folders
     /// when missing.
     ///
@@ -69,12 +77,22 @@ impl EmbeddedStore {
     /// file once: redb may otherwise panic on a file damaged outside it, and
     /// a corrupt twin must be an error naming the file.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, Self::DEFAULT_CACHE_BYTES).await
+    }
+
+    /// [`EmbeddedStore::open`] with redb keeping up to `cache_bytes` of the
+    /// file in memory.
+    pub async fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let location = Location(path.display().to_string().into());
         let worker_location = location.clone();
-        let opened = tokio::task::spawn_blocking(move || open_file(&path, &worker_location))
-            .instrument(tracing::info_span!("org_mesh.store.open", %location))
-            .await;
+        let opened =
+            tokio::task::spawn_blocking(move || open_file(&path, &worker_location, cache_bytes))
+                .instrument(tracing::info_span!("org_mesh.store.open", %location))
+                .await;
         let db = opened.map_err(|source| StoreError::Worker {
             location: location.to_string(),
             source,
@@ -119,7 +137,7 @@ impl EmbeddedStore {
     }
 }
 
-fn open_file(path: &Path, location: &Location) -> Result<Database, StoreError> {
+fn open_file(path: &Path, location: &Location, cache_bytes: usize) -> Result<Database, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
             path: parent.to_path_buf(),
@@ -128,6 +146,7 @@ fn open_file(path: &Path, location: &Location) -> Result<Database, StoreError> {
     }
     let db = Database::builder()
         .set_check_integrity_on_open(true)
+        .set_cache_size(cache_bytes)
         .create(path)
         .map_err(|source| StoreError::Open {
             path: PathBuf::from(path),
@@ -226,10 +245,14 @@ impl GraphStore for EmbeddedStore {
         Ok(forgotten.logged())
     }
 
+    // A node and a node's edges of one kind are read on the calling thread,
+    // unlike the scans: each is a few B-tree lookups, mostly in memory, and
+    // detectors make thousands of them per call, for which handing each to
+    // the blocking pool and waking the caller again cost more than the read
+    // (most of a whole-twin scan's time went to those thread switches). The
+    // caller is typically a plugin call, itself CPU work on the same thread.
     async fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, StoreError> {
-        let node = node.clone();
-        self.run(move |db, location| read::node(db, location, &node))
-            .await
+        read::node(&self.db, &self.location, node)
     }
 
     async fn neighbours(
@@ -238,9 +261,7 @@ impl GraphStore for EmbeddedStore {
         kind: &str,
         dir: Direction,
     ) -> Result<Vec<(StoredEdge, StoredNode)>, StoreError> {
-        let (node, kind) = (node.clone(), kind.to_owned());
-        self.run(move |db, location| read::neighbours(db, location, &node, &kind, dir))
-            .await
+        read::neighbours(&self.db, &self.location, node, kind, dir)
     }
 
     async fn nodes(&self, label: &str) -> Result<Vec<StoredNode>, StoreError> {

@@ -2,6 +2,9 @@
 //! in tests over an in-memory graph and in the plugin over the host's
 //! `graph` import.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
 use org_mesh_plugin::graph::{self, Direction, Neighbour};
 use org_mesh_plugin::types::{NodeRef, PluginError, Properties, Provenance, StoredNode, Value};
 
@@ -32,6 +35,52 @@ impl Graph for HostGraph {
         dir: Direction,
     ) -> Result<Vec<Neighbour>, PluginError> {
         graph::neighbours(node, kind, dir).map_err(graph_error)
+    }
+}
+
+/// A graph that asks the one it wraps for each node's edges of a kind once:
+/// the rules for one account read its memberships three times, and a
+/// person's rules read the edges of accounts that their own rules read
+/// again. Each read is a call into the host, which costs far more than the
+/// copy. Lives for one detect call, so it never serves a twin older than
+/// the call.
+pub struct Memo<'g, G> {
+    graph: &'g G,
+    neighbours: RefCell<BTreeMap<(String, String, String, bool), Vec<Neighbour>>>,
+}
+
+impl<'g, G: Graph> Memo<'g, G> {
+    pub fn new(graph: &'g G) -> Self {
+        Memo {
+            graph,
+            neighbours: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<G: Graph> Graph for Memo<'_, G> {
+    fn node(&self, node: &NodeRef) -> Result<Option<StoredNode>, PluginError> {
+        self.graph.node(node)
+    }
+
+    fn neighbours(
+        &self,
+        node: &NodeRef,
+        kind: &str,
+        dir: Direction,
+    ) -> Result<Vec<Neighbour>, PluginError> {
+        let at = (
+            node.label.clone(),
+            node.key.clone(),
+            kind.to_owned(),
+            matches!(dir, Direction::Outgoing),
+        );
+        if let Some(found) = self.neighbours.borrow().get(&at) {
+            return Ok(found.clone());
+        }
+        let found = self.graph.neighbours(node, kind, dir)?;
+        self.neighbours.borrow_mut().insert(at, found.clone());
+        Ok(found)
     }
 }
 

@@ -48,10 +48,11 @@ pub fn description() -> Description {
 /// Runs every rule over the request's subjects.
 pub fn detect<G: Graph>(graph: &G, req: &DetectRequest) -> Result<Vec<Finding>, PluginError> {
     let config = Config::parse(&req.config)?;
+    let graph = graph::Memo::new(graph);
     let mut findings = Vec::new();
     let mut seen = BTreeSet::new();
-    for anchor in subjects::anchors(graph, req)? {
-        for finding in rules::evaluate(graph, &anchor, &config)? {
+    for anchor in subjects::anchors(&graph, req)? {
+        for finding in rules::evaluate(&graph, &anchor, &config)? {
             let id = (
                 finding.rule.clone(),
                 finding.subject.label.clone(),

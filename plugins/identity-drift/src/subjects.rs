@@ -45,8 +45,9 @@ pub struct Subject {
     pub changed_itself: bool,
 }
 
-/// The subject references, in request order, without repeats.
-pub fn subjects(req: &DetectRequest) -> Vec<Subject> {
+/// The nodes an incremental call starts from: those that changed and both
+/// ends of the edges that changed, in request order, without repeats.
+fn subjects(req: &DetectRequest) -> Vec<Subject> {
     let mut out: Vec<Subject> = Vec::new();
     let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut push = |node: NodeRef, changed_itself: bool| match index
@@ -61,27 +62,25 @@ pub fn subjects(req: &DetectRequest) -> Vec<Subject> {
             });
         }
     };
-    for change in &req.nodes {
-        if req.full || changed(change.kind) {
-            let node = NodeRef {
-                label: change.node.label.clone(),
-                key: change.node.key.clone(),
-            };
-            push(node, !req.full);
-        }
+    for change in req.nodes.iter().filter(|c| changed(c.kind)) {
+        let node = NodeRef {
+            label: change.node.label.clone(),
+            key: change.node.key.clone(),
+        };
+        push(node, true);
     }
-    if !req.full {
-        for change in req.edges.iter().filter(|c| changed(c.kind)) {
-            push(change.edge.from.clone(), false);
-            push(change.edge.to.clone(), false);
-        }
+    for change in req.edges.iter().filter(|c| changed(c.kind)) {
+        push(change.edge.from.clone(), false);
+        push(change.edge.to.clone(), false);
     }
     out
 }
 
-/// The nodes the rules run on: each subject as the twin holds it (or as
-/// the request carries it, if the twin does not have it), widened as the
-/// module describes when the call is incremental.
+/// The nodes the rules run on. A full call carries each node as the twin
+/// holds it, and those are taken as they are: reading them again would cost
+/// a host call per node for nothing. In an incremental call each subject is
+/// read as the twin holds it (or taken as the request carries it, if the
+/// twin does not have it), widened as the module describes.
 pub fn anchors<G: Graph>(graph: &G, req: &DetectRequest) -> Result<Vec<StoredNode>, PluginError> {
     let mut anchors = Anchors {
         graph,
@@ -89,7 +88,16 @@ pub fn anchors<G: Graph>(graph: &G, req: &DetectRequest) -> Result<Vec<StoredNod
         out: Vec::new(),
         seen: BTreeSet::new(),
     };
-    for subject in subjects(req) {
+    if req.full {
+        for change in &req.nodes {
+            anchors.push(StoredNode {
+                node: change.node.clone(),
+                provenance: change.provenance.clone(),
+            })?;
+        }
+    }
+    let subjects = if req.full { Vec::new() } else { subjects(req) };
+    for subject in subjects {
         let Some(node) = graph
             .node(&subject.node)?
             .or_else(|| from_request(req, &subject.node))
@@ -98,9 +106,6 @@ pub fn anchors<G: Graph>(graph: &G, req: &DetectRequest) -> Result<Vec<StoredNod
         };
         let label = node.node.label.clone();
         anchors.push(node)?;
-        if req.full {
-            continue;
-        }
         match label.as_str() {
             "Repository" => anchors.permitted(&subject.node)?,
             "Organisation" if subject.changed_itself => {

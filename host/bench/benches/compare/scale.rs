@@ -5,7 +5,10 @@
 //! resident memory, and is stopped after `LIMIT_SECS`.
 //!
 //! `ORG_MESH_BENCH_SCALE_DIVISOR=N` shrinks the organisation N times for a
-//! quick run.
+//! quick run. `ORG_MESH_BENCH_SCALE_KEEP=DIR` keeps a copy of the loaded
+//! twin in DIR and, when DIR already holds one, scans a copy of that instead
+//! of generating and loading again: for timing one change to the scan
+//! after another on the same twin.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,6 +37,28 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
     let state = dir.path().join("state");
     std::fs::create_dir(&state)?;
 
+    let keep = std::env::var_os("ORG_MESH_BENCH_SCALE_KEEP").map(std::path::PathBuf::from);
+    let kept = keep
+        .as_ref()
+        .map(|k| k.join(format!("twin-{divisor}.redb")));
+    if let Some(kept) = kept.as_ref().filter(|k| k.exists()) {
+        std::fs::copy(kept, state.join("twin.redb"))
+            .with_context(|| format!("copying the kept twin {}", kept.display()))?;
+        eprintln!("scale: scanning a copy of {}", kept.display());
+    } else {
+        load(shape, &state)?;
+        if let Some(kept) = &kept {
+            std::fs::create_dir_all(keep.as_deref().unwrap_or(Path::new(".")))?;
+            std::fs::copy(state.join("twin.redb"), kept)
+                .with_context(|| format!("keeping the loaded twin in {}", kept.display()))?;
+        }
+    }
+    scan(&bin, shape, dir.path(), &state, table)
+}
+
+/// Generates the organisation and loads it into an embedded twin in
+/// `state`.
+fn load(shape: Shape, state: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let org = synth::generate(shape, SEED)?;
     let generated = started.elapsed();
@@ -56,14 +81,23 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
         "scale: generated {records} records in {generated:.1?}, loaded in {loaded:.1?} ({:.0} records/s)",
         records as f64 / loaded.as_secs_f64()
     );
+    Ok(())
+}
 
-    let config = dir.path().join("org-mesh.yaml");
-    std::fs::write(&config, config_text(&state)?)?;
+fn scan(
+    bin: &std::ffi::OsStr,
+    shape: Shape,
+    dir: &Path,
+    state: &Path,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let config = dir.join("org-mesh.yaml");
+    std::fs::write(&config, config_text(state)?)?;
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%e %M"])
         .arg("timeout")
         .arg(LIMIT_SECS.to_string())
-        .arg(&bin)
+        .arg(bin)
         .args(["scan", "--json", "--config"])
         .arg(&config)
         .env("ORG_MESH_LOG", "warn")
