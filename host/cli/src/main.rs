@@ -4,6 +4,13 @@
 //! `org-mesh scan --config examples/demo/org-mesh.yaml` runs one pass and
 //! prints a report; see the README for the demo on recorded GitHub data.
 
+// glibc's allocator gives each thread its own arenas and keeps what they
+// freed: the memory of compiling plugins on blocking threads stayed in the
+// process through a whole scan. mimalloc hands it back and reuses it; on the
+// 100k-person scale scan the peak fell from about 955 to about 805 MiB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod actions;
 mod plugin;
 mod policy;
