@@ -46,8 +46,12 @@ impl Graph for HostGraph {
 /// the call.
 pub struct Memo<'g, G> {
     graph: &'g G,
-    neighbours: RefCell<BTreeMap<(String, String, String, bool), Vec<Neighbour>>>,
+    neighbours: RefCell<BTreeMap<Query, Vec<Neighbour>>>,
 }
+
+/// A node's label and key, an edge kind, and whether the edges go out of
+/// the node.
+type Query = (String, String, String, bool);
 
 impl<'g, G: Graph> Memo<'g, G> {
     pub fn new(graph: &'g G) -> Self {
