@@ -67,18 +67,19 @@ async function render({ keepFocus = false } = {}) {
     current = shown;
     stale = false;
     const scroll = window.scrollY;
-    const focused = view.contains(document.activeElement) ? document.activeElement.id : '';
+    const active = view.contains(document.activeElement) ? document.activeElement : null;
     fill(view, current.node);
     document.title = `${current.title} · Switchboard`;
     if (keepFocus) {
       window.scrollTo(0, scroll);
-      if (focused) document.getElementById(focused)?.focus({ preventScroll: true });
+      // A live update can land just after a new page moved focus to its
+      // heading; the heading it replaces takes the focus with it.
+      if (active?.id) document.getElementById(active.id)?.focus({ preventScroll: true });
+      else if (active?.tagName === 'H1') focusHeading();
     } else {
       // A new page: move focus to its heading, as a screen reader user
       // expects after following a link.
-      const heading = view.querySelector('h1');
-      heading?.setAttribute('tabindex', '-1');
-      heading?.focus({ preventScroll: true });
+      focusHeading();
     }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
@@ -89,6 +90,12 @@ async function render({ keepFocus = false } = {}) {
   } finally {
     view.removeAttribute('aria-busy');
   }
+}
+
+function focusHeading() {
+  const heading = $('view').querySelector('h1');
+  heading?.setAttribute('tabindex', '-1');
+  heading?.focus({ preventScroll: true });
 }
 
 /** A change the server announced: fetch again now, unless the reader is typing. */
