@@ -611,15 +611,12 @@ impl Twin {
             .map_err(|e| format!("reading the twin: {e}"))?;
         let mut out = DetectOutput::default();
         for label in labels.keys() {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self
-                    .store
-                    .nodes_page(label, after.as_deref(), DETECT_PAGE)
-                    .await
-                    .map_err(|e| format!("reading the twin: {e}"))?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.node.key.clone());
+            let mut pages = org_mesh_store::NodePages::new(label, DETECT_PAGE);
+            while let Some(page) = pages
+                .next(self.store.as_ref())
+                .await
+                .map_err(|e| format!("reading the twin: {e}"))?
+            {
                 let nodes = page
                     .into_iter()
                     .map(|node| NodeChange {

@@ -16,7 +16,7 @@ use org_mesh_model::{
 };
 use serde::Deserialize;
 
-use crate::{Applied, GraphStore, Skipped, StoreError};
+use crate::{Applied, GraphStore, NodePages, Skipped, StoreError};
 
 /// The source name of everything identity resolution writes.
 pub const SOURCE: &str = "identity-resolution";
@@ -192,13 +192,8 @@ struct Accounts {
 impl Accounts {
     async fn read(store: &dyn GraphStore, page: usize) -> Result<Accounts, StoreError> {
         let mut out = Accounts::default();
-        let mut after: Option<String> = None;
-        loop {
-            let accounts = store
-                .nodes_page(label::ACCOUNT, after.as_deref(), page)
-                .await?;
-            let Some(last) = accounts.last() else { break };
-            after = Some(last.node.key.clone());
+        let mut pages = NodePages::new(label::ACCOUNT, page);
+        while let Some(accounts) = pages.next(store).await? {
             for account in accounts {
                 let props = &account.node.properties;
                 let provider = text(props, "provider");
@@ -396,13 +391,8 @@ async fn people_differences(
         ..Batch::default()
     };
     let mut stored_keys = BTreeSet::new();
-    let mut after: Option<String> = None;
-    loop {
-        let people = store
-            .nodes_page(label::PERSON, after.as_deref(), page)
-            .await?;
-        let Some(last) = people.last() else { break };
-        after = Some(last.node.key.clone());
+    let mut pages = NodePages::new(label::PERSON, page);
+    while let Some(people) = pages.next(store).await? {
         for stored in people {
             let key = stored.node.key;
             match directory.people.get(&key) {

@@ -21,6 +21,40 @@ use org_mesh_model::{
 };
 
 pub use embedded::EmbeddedStore;
+
+/// Every node with a label, read a page at a time in the backend's key
+/// order through [`GraphStore::nodes_page`].
+#[derive(Debug)]
+pub struct NodePages<'l> {
+    label: &'l str,
+    size: usize,
+    after: Option<String>,
+}
+
+impl<'l> NodePages<'l> {
+    pub fn new(label: &'l str, size: usize) -> Self {
+        NodePages {
+            label,
+            size,
+            after: None,
+        }
+    }
+
+    /// The next page, or `None` once every node has been read.
+    pub async fn next(
+        &mut self,
+        store: &dyn GraphStore,
+    ) -> Result<Option<Vec<StoredNode>>, StoreError> {
+        let page = store
+            .nodes_page(self.label, self.after.as_deref(), self.size)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after = Some(last.node.key.clone());
+        Ok(Some(page))
+    }
+}
 pub use identity::{ExplicitMapping, resolve};
 pub use neo4j::{Neo4jOptions, Neo4jStore};
 
