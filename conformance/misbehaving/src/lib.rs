@@ -1,13 +1,16 @@
 //! A detector that breaks the rules on purpose, so the host's tests can show
 //! each sandbox limit holding. Its `mode` config picks the misbehaviour;
 //! `ok` behaves, and `kv` counts its calls in the key-value store; `fs` and
-//! `env` look for files and environment variables and report what they
-//! found as the attributes of one finding. Never load it in production.
+//! `env` look for files and environment variables, and `remember` for what
+//! an earlier call left in its memory, and report what they found as the
+//! attributes of one finding. Never load it in production.
 
 // Only the wasm build exports the plugin, so natively its code looks unused.
 // `allow`, not `expect`: test builds see the code as used and would leave an
 // expectation unfulfilled.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use org_mesh_plugin::detector::{DetectRequest, Finding, Guest};
 use org_mesh_plugin::props::Props;
@@ -15,6 +18,27 @@ use org_mesh_plugin::types::{Description, NodeRef, PluginError, RuleInfo};
 use org_mesh_plugin::{graph, kv, log};
 
 struct Misbehaving;
+
+/// Starts in the data segment at a value other than zero.
+static MARK: AtomicU32 = AtomicU32::new(0xfeed);
+/// Starts in zeroed memory, spanning several pages.
+static SCRATCH: [AtomicU8; 64 << 10] = [const { AtomicU8::new(0) }; 64 << 10];
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// What this instance's memory held on entry, then overwritten, so that a
+/// later call reading the same memory would see this one's writes.
+fn remember() -> Props {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed);
+    let mark = MARK.swap(0xdead, Ordering::Relaxed);
+    let dirty = SCRATCH
+        .iter()
+        .filter(|b| b.swap(0xa5, Ordering::Relaxed) != 0)
+        .count();
+    Props::new()
+        .text("earlier calls", calls.to_string())
+        .text("mark", format!("{mark:#x}"))
+        .text("dirty scratch bytes", dirty.to_string())
+}
 
 fn mode(config: &str) -> Result<String, PluginError> {
     let value: serde_json::Value = serde_json::from_str(config)
@@ -178,6 +202,7 @@ impl Guest for Misbehaving {
                         .text("args", args.join(" ")),
                 )])
             }
+            "remember" => Ok(vec![report(remember())]),
             other => Err(PluginError::InvalidConfig(format!(
                 "unknown mode {other:?}"
             ))),

@@ -594,6 +594,21 @@ async fn a_plugin_sees_an_empty_environment() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_finds_none_of_an_earlier_calls_writes_in_memory() {
+    let rt = runtime();
+    let plugin = load(&rt).await;
+    // Calls one after another reuse the same pool slot, so each one runs in
+    // the memory the one before wrote into.
+    for call in 0..4 {
+        let got = report(&plugin, "remember").await;
+        let field = |name: &str| got.get(name).map(String::as_str).unwrap_or_default();
+        assert_eq!(field("earlier calls"), "0", "call {call}: {got:?}");
+        assert_eq!(field("mark"), "0xfeed", "call {call}: {got:?}");
+        assert_eq!(field("dirty scratch bytes"), "0", "call {call}: {got:?}");
+    }
+}
+
 fn copy_plugin(edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let src = dist();
