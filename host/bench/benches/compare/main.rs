@@ -9,6 +9,11 @@
 
 #![expect(clippy::print_stderr, reason = "a benchmark reports on stderr")]
 
+// The `org-mesh` binary runs on mimalloc, so org-mesh's side is measured on
+// it too. The native detector shares the process and so the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod ingest;
 mod latency;
 mod plugin;
