@@ -43,7 +43,9 @@ pub(super) async fn forget(store: &Neo4jStore, nodes: &[NodeRef]) -> Result<Forg
     let history = removed(store, &mut txn, "removing history", q).await?;
     let q = query(
         "UNWIND $rows AS row \
-         MATCH (n:Entity {label: row.label, key: row.key}) DETACH DELETE n \
+         MATCH (n:Entity {label: row.label, key: row.key}) \
+         USING INDEX n:Entity(label, key) \
+         DETACH DELETE n \
          RETURN count(n) AS removed",
     )
     .param("rows", rows_param(rows));
@@ -65,7 +67,8 @@ async fn edges_at(
 ) -> Result<Vec<StoredEdge>, StoreError> {
     let q = query(
         "UNWIND $rows AS row \
-         MATCH (:Entity {label: row.label, key: row.key})-[r]-(:Entity) \
+         MATCH (n:Entity {label: row.label, key: row.key})-[r]-(:Entity) \
+         USING INDEX n:Entity(label, key) \
          RETURN DISTINCT r.record AS record",
     )
     .param("rows", rows_param(rows));

@@ -8,6 +8,13 @@ use crate::StoreError;
 
 /// Each statement is safe to run again; schema changes cannot share a
 /// transaction with data, so each runs on its own.
+///
+/// Statements that look nodes up row by row name the `(label, key)` index
+/// with `USING INDEX`. Neo4j plans a statement once and keeps the plan until
+/// its statistics drift far enough. Plans made while the store was empty
+/// (a first sync, or after a wipe) read every entity, and merged an edge by
+/// reading every relationship, once per row: a batch cost the size of the
+/// store times the size of the batch.
 const STATEMENTS: &[&str] = &[
     "CREATE CONSTRAINT org_mesh_entity_key IF NOT EXISTS \
      FOR (n:Entity) REQUIRE (n.label, n.key) IS UNIQUE",

@@ -243,7 +243,9 @@ impl Writer<'_> {
             let q = query(
                 "UNWIND $rows AS row \
                  MATCH (a:Entity {label: row.from_label, key: row.from_key}) \
+                 USING INDEX a:Entity(label, key) \
                  MATCH (b:Entity {label: row.to_label, key: row.to_key}) \
+                 USING INDEX b:Entity(label, key) \
                  MERGE (a)-[r:$(row.kind)]->(b) \
                  SET r.kind = row.kind, r.record = row.record",
             );
@@ -339,7 +341,9 @@ async fn fetch_nodes(
     let rows = ref_rows(refs);
     let q = query(
         "UNWIND $rows AS row \
-         MATCH (n:Entity {label: row.label, key: row.key}) RETURN n.record AS record",
+         MATCH (n:Entity {label: row.label, key: row.key}) \
+         USING INDEX n:Entity(label, key) \
+         RETURN n.record AS record",
     )
     .param("rows", rows_param(rows));
     let found = store.rows(txn, "reading nodes", q).await?;
@@ -372,9 +376,11 @@ async fn fetch_edges(
         .collect();
     let q = query(
         "UNWIND $rows AS row \
-         MATCH (:Entity {label: row.from_label, key: row.from_key}) \
+         MATCH (a:Entity {label: row.from_label, key: row.from_key}) \
                -[r:$(row.kind)]-> \
-               (:Entity {label: row.to_label, key: row.to_key}) \
+               (b:Entity {label: row.to_label, key: row.to_key}) \
+         USING INDEX a:Entity(label, key) \
+         USING INDEX b:Entity(label, key) \
          RETURN r.record AS record",
     )
     .param("rows", rows_param(rows));
