@@ -496,7 +496,7 @@ pub async fn agree(
 /// The outcome of one timed run at a fixed rate.
 #[derive(Debug, Default)]
 pub struct Run {
-    /// Latency of each request answered in time, from when it was due.
+    /// Latency of each request answered in time, from when it was sent.
     pub samples: Samples,
     /// Requests that failed, and the first failure.
     pub failed: usize,
@@ -506,9 +506,17 @@ pub struct Run {
 }
 
 /// Sends `count` requests at `rate` per second, each due at its slot
-/// whether or not earlier ones were answered, and times each from its due
-/// time to its answer, so that a stalled server is charged for the
-/// requests that queued behind the stall. Ends after `limit` at most.
+/// whether or not earlier ones were answered, and times each from when it
+/// was sent to its answer, waits for a free connection included, so that
+/// a stalled server is charged for the requests that queued behind the
+/// stall. Ends after `limit` at most.
+///
+/// A request counts as sent when the sending loop wakes for it, not at its
+/// due time: tokio's timers fire on a millisecond tick, so a sleep until
+/// the due time wakes up to a millisecond late, and timing from the due
+/// time charged that to the server (every sample of either server carried
+/// it). The loop never waits for an answer, so how late it wakes is the
+/// client's doing, not the server's.
 pub async fn at_rate<F, Fut>(rate: f64, count: usize, limit: Duration, call: F) -> Run
 where
     F: Fn(usize) -> Fut,
@@ -526,6 +534,7 @@ where
             break;
         }
         tokio::time::sleep_until(due).await;
+        let sent = Instant::now();
         let request = call(i);
         let places = places.clone();
         tasks.spawn(async move {
@@ -534,7 +543,7 @@ where
                 request.await
             })
             .await;
-            (outcome, due.elapsed())
+            (outcome, sent.elapsed())
         });
     }
     let mut samples = Vec::with_capacity(count);

@@ -10,7 +10,7 @@
 //! took, by its bulk endpoint, its fastest way in.
 //!
 //! Webhooks (org-mesh alone, no peer does this): signed `member_added`
-//! deliveries of new accounts, each timed from when it was due to when
+//! deliveries of new accounts, each timed from when it was sent to when
 //! `/api/v1/findings` shows the finding it raises.
 
 use std::path::Path;
