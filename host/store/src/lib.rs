@@ -21,6 +21,8 @@ use org_mesh_model::{
 };
 
 pub use embedded::EmbeddedStore;
+pub use identity::{ExplicitMapping, resolve};
+pub use neo4j::{Neo4jOptions, Neo4jStore};
 
 /// Every node with a label, read a page at a time in the backend's key
 /// order through [`GraphStore::nodes_page`].
@@ -55,8 +57,6 @@ impl<'l> NodePages<'l> {
         Ok(Some(page))
     }
 }
-pub use identity::{ExplicitMapping, resolve};
-pub use neo4j::{Neo4jOptions, Neo4jStore};
 
 /// The twin: nodes and edges with their provenance, and a change log.
 ///
