@@ -13,8 +13,10 @@
     reason = "a test harness fails loudly"
 )]
 
+mod dice;
 mod fault_proxy;
 
+pub use dice::Dice;
 pub use fault_proxy::FaultProxy;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -162,7 +162,7 @@ pub struct Twin {
     /// `None` when the mappings file could not be read: identities are then
     /// left as they are rather than resolved without it, which would drop
     /// every explicit link.
-    mappings: Option<Vec<ExplicitMapping>>,
+    identities: Option<tokio::sync::Mutex<org_mesh_store::Resolver>>,
     /// What could not be loaded or configured, and why.
     pub skipped: Vec<String>,
     /// Where each pulled connector resumes: the cursor its last sync
@@ -281,7 +281,7 @@ impl Twin {
             instances: std::sync::RwLock::new(Arc::new(instances)),
             policy: std::sync::RwLock::new(Arc::new(policy)),
             shadow: std::sync::RwLock::new(None),
-            mappings,
+            identities: mappings.map(|m| tokio::sync::Mutex::new(org_mesh_store::Resolver::new(m))),
             skipped: report.skipped,
             cursors: coordination,
         })
@@ -389,29 +389,45 @@ impl Twin {
             .with_context(|| format!("applying records from {source}"))
     }
 
-    /// Re-resolves identities after `changes`, unless none of them is an
-    /// account: resolution reads nothing else that changes, so it would
-    /// find nothing to do, and it reads every account to find that out.
+    /// Re-resolves identities after `changes`: from the changed accounts
+    /// alone when the resolver keeps its index, and not at all when no
+    /// account changed, since resolution reads nothing else that changes.
     pub async fn resolve_after(
         &self,
         changes: &ChangeSet,
     ) -> anyhow::Result<org_mesh_store::Applied> {
-        let account_changed = changes.nodes.iter().any(|c| {
-            c.kind != ChangeKind::Unchanged && c.node.node.label == org_mesh_model::label::ACCOUNT
-        });
-        if !account_changed {
-            return Ok(org_mesh_store::Applied::default());
-        }
-        self.resolve_identities().await
-    }
-
-    pub async fn resolve_identities(&self) -> anyhow::Result<org_mesh_store::Applied> {
-        let Some(mappings) = &self.mappings else {
+        let Some(identities) = &self.identities else {
             return Ok(org_mesh_store::Applied::default());
         };
-        org_mesh_store::resolve(self.store.as_ref(), mappings, now())
+        identities
+            .lock()
+            .await
+            .resolve_changes(self.store.as_ref(), changes, now())
             .await
             .context("resolving identities")
+    }
+
+    /// Re-resolves every identity from a full read of the twin.
+    pub async fn resolve_identities(&self) -> anyhow::Result<org_mesh_store::Applied> {
+        let Some(identities) = &self.identities else {
+            return Ok(org_mesh_store::Applied::default());
+        };
+        identities
+            .lock()
+            .await
+            .resolve(self.store.as_ref(), now())
+            .await
+            .context("resolving identities")
+    }
+
+    /// Makes later resolutions find what changed from the changed accounts
+    /// alone, keeping an index of every account's identity properties in
+    /// memory. Only for a process that is the twin's only writer: another
+    /// writer's account changes would never reach the index.
+    pub async fn keep_identity_index(&self) {
+        if let Some(identities) = &self.identities {
+            identities.lock().await.keep();
+        }
     }
 
     /// Runs every detector over the whole twin, asks policy about each

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use org_mesh_app::config::Config;
 use org_mesh_app::pipeline::{Evaluation, Progress, Twin};
 use org_mesh_cache::memory::MemoryCoordination;
-use org_mesh_harness::root;
+use org_mesh_harness::{Dice, root};
 use org_mesh_model::{Batch, Coverage, Edge, Node, NodeRef, Properties, Value};
 
 struct Quiet;
@@ -30,28 +30,6 @@ impl Progress for Quiet {
 const PEOPLE: usize = 10;
 const REPOS: usize = 6;
 const ORGS: [&str; 2] = ["acme", "beta"];
-
-/// A small deterministic generator, so that a failing sequence can be
-/// replayed from its seed.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        let n = u64::try_from(n).unwrap_or(u64::MAX);
-        usize::try_from(self.next() % n).unwrap_or_default()
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
 
 fn props(pairs: &[(&str, Value)]) -> Properties {
     pairs

@@ -8,11 +8,11 @@
 //! of lingering.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use org_mesh_model::{
-    Batch, Coverage, Edge, Node, NodeRef, Properties, Provenance, StoredNode, Timestamp, Value,
-    edge_kind, label,
+    Batch, ChangeKind, ChangeSet, Coverage, Edge, Node, NodeRef, Properties, Provenance,
+    StoredNode, Timestamp, Value, edge_kind, label,
 };
 use serde::Deserialize;
 
@@ -37,7 +37,7 @@ pub struct ExplicitMapping {
 }
 
 /// Why an account was linked, strongest first.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Evidence {
     IdpAccount,
     ExplicitMapping,
@@ -67,73 +67,170 @@ impl Evidence {
     }
 }
 
-/// Links accounts to people and applies the result with source
-/// [`SOURCE`].
-///
-/// Only observed accounts are linked. People, and the `IDENTITY_OF` edges
-/// of every account with a known provider (observed or not), that no
-/// longer hold become not observed.
-/// Explicit mappings that name no person are returned in
-/// [`Applied::skipped`] and create no person. Running it twice on the same
-/// twin changes nothing the second time.
-///
-/// Accounts and people are read a page at a time and only what the rules
-/// read is kept of each, so that resolving a twin of hundreds of thousands
-/// of accounts holds a few small records per account rather than the
-/// accounts themselves.
-#[tracing::instrument(name = "org_mesh.store.resolve", skip_all)]
+/// Links accounts to people once, from a full read of the twin; see
+/// [`Resolver::resolve`].
 pub async fn resolve(
     store: &dyn GraphStore,
     mappings: &[ExplicitMapping],
     at: Timestamp,
 ) -> Result<Applied, StoreError> {
-    resolve_in_pages(store, mappings, at, PAGE, WRITE).await
+    Resolver::new(mappings.to_vec()).resolve(store, at).await
+}
+
+/// Links accounts to people, and can keep what it read to resolve only
+/// what changed next time.
+///
+/// A resolver that keeps its index ([`Resolver::keep`]) must be told of
+/// every account change through [`Resolver::resolve_changes`]; it is meant
+/// for a process that is the twin's only writer. Where other processes
+/// write accounts too, their changes never reach the index, so there every
+/// resolution must read the whole twin.
+#[derive(Debug)]
+pub struct Resolver {
+    mappings: Vec<ExplicitMapping>,
+    keep: bool,
+    kept: Option<Index>,
+}
+
+impl Resolver {
+    pub fn new(mappings: Vec<ExplicitMapping>) -> Self {
+        Resolver {
+            mappings,
+            keep: false,
+            kept: None,
+        }
+    }
+
+    /// Keeps what the next full resolution reads, so that later changes
+    /// resolve without reading the twin again. It costs a few small
+    /// records per account for as long as the resolver lives.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Links accounts to people and applies the result with source
+    /// [`SOURCE`].
+    ///
+    /// Only observed accounts are linked. People, and the `IDENTITY_OF`
+    /// edges of every account with a known provider (observed or not),
+    /// that no longer hold become not observed.
+    /// Explicit mappings that name no person are returned in
+    /// [`Applied::skipped`] and create no person. Running it twice on the
+    /// same twin changes nothing the second time.
+    ///
+    /// Accounts and people are read a page at a time and only what the
+    /// rules read is kept of each, so that resolving a twin of hundreds of
+    /// thousands of accounts holds a few small records per account rather
+    /// than the accounts themselves.
+    #[tracing::instrument(name = "org_mesh.store.resolve", skip_all)]
+    pub async fn resolve(
+        &mut self,
+        store: &dyn GraphStore,
+        at: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        self.resolve_in_pages(store, at, PAGE, WRITE).await
+    }
+
+    /// Resolves again after `changes` were applied: what a full
+    /// [`Resolver::resolve`] would write, found from the changed accounts
+    /// alone when the resolver keeps an index. Without one, or when the
+    /// changes hold people or identity links another source wrote, it
+    /// resolves in full. Changes that touch no account need nothing.
+    #[tracing::instrument(name = "org_mesh.store.resolve_changes", skip_all)]
+    pub async fn resolve_changes(
+        &mut self,
+        store: &dyn GraphStore,
+        changes: &ChangeSet,
+        at: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        let accounts: BTreeSet<&str> = changes
+            .nodes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Unchanged && c.node.node.label == label::ACCOUNT)
+            .map(|c| c.node.node.key.as_str())
+            .collect();
+        if accounts.is_empty() {
+            return Ok(Applied::default());
+        }
+        let foreign = changes.nodes.iter().any(|c| {
+            c.kind != ChangeKind::Unchanged
+                && c.node.node.label == label::PERSON
+                && c.node.provenance.source != SOURCE
+        }) || changes.edges.iter().any(|c| {
+            c.kind != ChangeKind::Unchanged
+                && c.edge.edge.kind == edge_kind::IDENTITY_OF
+                && c.edge.provenance.source != SOURCE
+        });
+        // The index is put back only once its changes are written: after a
+        // failed write it no longer says what the twin holds.
+        match self.kept.take() {
+            Some(mut index) if !foreign => {
+                let applied = index
+                    .update(store, &self.mappings, &accounts, at, WRITE)
+                    .await?;
+                self.kept = Some(index);
+                Ok(applied)
+            }
+            _ => self.resolve(store, at).await,
+        }
+    }
+
+    async fn resolve_in_pages(
+        &mut self,
+        store: &dyn GraphStore,
+        at: Timestamp,
+        page: usize,
+        write: usize,
+    ) -> Result<Applied, StoreError> {
+        self.kept = None;
+        // Stored links first, so that the full read of them is dropped
+        // before the accounts are read.
+        let stored_links = StoredLinks::read(store).await?;
+        let accounts = Accounts::read(store, page).await?;
+        let directory = &accounts.directory;
+        let (explicit, mut skipped) = explicit_links(&self.mappings, directory);
+        let mut wanted: BTreeMap<NodeRef, (&str, Evidence)> = directory
+            .accounts
+            .iter()
+            .map(|(account, idp)| {
+                (
+                    account_ref(account),
+                    (idp.person.as_str(), Evidence::IdpAccount),
+                )
+            })
+            .collect();
+        for account in &accounts.code_hosts {
+            if let Some(link) = directory.link(account, &explicit) {
+                wanted.insert(account_ref(&account.key), link);
+            }
+        }
+        let mut batch = people_differences(store, directory, page).await?;
+        stored_links.differences(&wanted, &accounts.resolvable, &mut batch);
+        let links = wanted.len();
+        let kept = if self.keep {
+            let links = wanted
+                .into_iter()
+                .map(|(account, (person, evidence))| (account.key, (person.to_owned(), evidence)))
+                .collect();
+            Some(Index::new(accounts, explicit, links))
+        } else {
+            None
+        };
+        let mut applied = apply_in_parts(store, batch, at, write).await?;
+        self.kept = kept;
+        tracing::debug!(
+            links,
+            changed = applied.changes.nodes.len() + applied.changes.edges.len(),
+            "Resolved identities"
+        );
+        skipped.append(&mut applied.skipped);
+        applied.skipped = skipped;
+        Ok(applied)
+    }
 }
 
 /// How many accounts or people one read takes.
 const PAGE: usize = 1000;
-
-async fn resolve_in_pages(
-    store: &dyn GraphStore,
-    mappings: &[ExplicitMapping],
-    at: Timestamp,
-    page: usize,
-    write: usize,
-) -> Result<Applied, StoreError> {
-    // Stored links first, so that the full read of them is dropped before
-    // the accounts are read.
-    let stored_links = StoredLinks::read(store).await?;
-    let accounts = Accounts::read(store, page).await?;
-    let directory = &accounts.directory;
-    let (explicit, mut skipped) = explicit_links(mappings, directory);
-    let mut wanted: BTreeMap<NodeRef, (&str, Evidence)> = directory
-        .idp_links
-        .iter()
-        .map(|(account, person)| {
-            (
-                account_ref(account),
-                (person.as_str(), Evidence::IdpAccount),
-            )
-        })
-        .collect();
-    for account in &accounts.code_hosts {
-        if let Some(link) = directory.link(account, &explicit) {
-            wanted.insert(account_ref(&account.key), link);
-        }
-    }
-    let mut batch = people_differences(store, directory, page).await?;
-    stored_links.differences(&wanted, &accounts.resolvable, &mut batch);
-    let mut applied = apply_in_parts(store, batch, at, write).await?;
-    tracing::debug!(
-        people = directory.people.len(),
-        links = wanted.len(),
-        changed = applied.changes.nodes.len() + applied.changes.edges.len(),
-        "Resolved identities"
-    );
-    skipped.append(&mut applied.skipped);
-    applied.skipped = skipped;
-    Ok(applied)
-}
 
 /// How many records one write of resolution's changes takes at most.
 const WRITE: usize = 10_000;
@@ -173,6 +270,202 @@ async fn apply_in_parts(
     Ok(applied)
 }
 
+/// What a keeping resolver holds between resolutions: what the accounts
+/// say, and the people and links resolution last wrote, which are what the
+/// twin holds as long as resolution is their only writer.
+#[derive(Debug)]
+struct Index {
+    directory: Directory,
+    /// The observed code-host accounts, by key.
+    code_hosts: HashMap<String, CodeHostAccount>,
+    /// The code-host accounts each reference is looked up for.
+    references: BTreeMap<Reference, BTreeSet<String>>,
+    /// The explicit mappings in effect, as [`explicit_links`] gives them.
+    explicit: BTreeMap<(String, String), String>,
+    /// Account key to the person its link is to, and why.
+    links: HashMap<String, (String, Evidence)>,
+}
+
+impl Index {
+    fn new(
+        accounts: Accounts,
+        explicit: BTreeMap<(String, String), String>,
+        links: HashMap<String, (String, Evidence)>,
+    ) -> Self {
+        let mut index = Index {
+            directory: accounts.directory,
+            code_hosts: HashMap::new(),
+            references: BTreeMap::new(),
+            explicit,
+            links,
+        };
+        for account in accounts.code_hosts {
+            index.add_code_host(account);
+        }
+        index
+    }
+
+    fn add_code_host(&mut self, account: CodeHostAccount) {
+        for reference in account.references() {
+            self.references
+                .entry(reference)
+                .or_default()
+                .insert(account.key.clone());
+        }
+        self.code_hosts.insert(account.key.clone(), account);
+    }
+
+    fn remove_code_host(&mut self, key: &str) {
+        let Some(account) = self.code_hosts.remove(key) else {
+            return;
+        };
+        for reference in account.references() {
+            if let Entry::Occupied(mut keys) = self.references.entry(reference) {
+                keys.get_mut().remove(key);
+                if keys.get().is_empty() {
+                    keys.remove();
+                }
+            }
+        }
+    }
+
+    /// Reads the current state of the changed `accounts`, and writes what
+    /// that changes of people and links: the same as a full resolution
+    /// would, found through the index instead of a read of every account.
+    async fn update(
+        &mut self,
+        store: &dyn GraphStore,
+        mappings: &[ExplicitMapping],
+        accounts: &BTreeSet<&str>,
+        at: Timestamp,
+        write: usize,
+    ) -> Result<Applied, StoreError> {
+        // Each person's properties before the first change that touches
+        // it, and what the changed IdP accounts said or say now.
+        let mut people: BTreeMap<String, Option<Properties>> = BTreeMap::new();
+        let mut touched: BTreeSet<Reference> = BTreeSet::new();
+        let mut relink: BTreeSet<String> = BTreeSet::new();
+        let mut unknown: BTreeSet<&str> = BTreeSet::new();
+        for &key in accounts {
+            let stored = store.node(&account_ref(key)).await?;
+            let now = stored.as_ref().map_or(Account::Unknown, Account::of);
+            if let Some(old) = self.directory.accounts.get(key) {
+                touch(&self.directory, old, &mut people, &mut touched);
+            }
+            self.directory.remove(key);
+            self.remove_code_host(key);
+            relink.insert(key.to_owned());
+            match now {
+                Account::Unknown => {
+                    unknown.insert(key);
+                }
+                Account::Idp(Some(idp)) => {
+                    touch(&self.directory, &idp, &mut people, &mut touched);
+                    self.directory.add(key.to_owned(), idp);
+                }
+                Account::CodeHost(Some(host)) => self.add_code_host(host),
+                Account::Idp(None) | Account::CodeHost(None) => {}
+            }
+        }
+        let (explicit, skipped) = explicit_links(mappings, &self.directory);
+        for (login, _) in self.explicit.iter().chain(&explicit) {
+            if self.explicit.get(login) != explicit.get(login) {
+                touched.insert(Reference::Login(login.clone()));
+            }
+        }
+        self.explicit = explicit;
+        for reference in &touched {
+            if let Some(keys) = self.references.get(reference) {
+                relink.extend(keys.iter().cloned());
+            }
+        }
+
+        let mut batch = Batch {
+            partial: false,
+            ..Batch::default()
+        };
+        for (person, before) in &people {
+            let after = self.directory.person(person);
+            if after == *before {
+                continue;
+            }
+            match after {
+                Some(props) => batch.nodes.push(person_node(person, props)),
+                None => batch
+                    .complete
+                    .push(Coverage::Node(NodeRef::new(label::PERSON, person.clone()))),
+            }
+        }
+        for key in relink {
+            let wanted = match self.directory.accounts.get(&key) {
+                Some(idp) => Some((idp.person.as_str(), Evidence::IdpAccount)),
+                None => self
+                    .code_hosts
+                    .get(&key)
+                    .and_then(|host| self.directory.link(host, &self.explicit)),
+            };
+            let before = self.links.get(&key);
+            if before.map(|(person, evidence)| (person.as_str(), *evidence)) == wanted {
+                continue;
+            }
+            let account = account_ref(&key);
+            if let Some((person, evidence)) = wanted {
+                batch.edges.push(identity_edge(&account, person, evidence));
+            }
+            if let Some((old, _)) = before
+                && wanted.is_none_or(|(person, _)| person != old)
+                && !unknown.contains(key.as_str())
+            {
+                batch.complete.push(Coverage::Edge(
+                    edge_kind::IDENTITY_OF.to_owned(),
+                    account,
+                    NodeRef::new(label::PERSON, old.clone()),
+                ));
+            }
+            match wanted {
+                Some((person, evidence)) => {
+                    let person = person.to_owned();
+                    self.links.insert(key, (person, evidence));
+                }
+                None => {
+                    self.links.remove(&key);
+                }
+            }
+        }
+        let mut applied = apply_in_parts(store, batch, at, write).await?;
+        tracing::debug!(
+            accounts = accounts.len(),
+            changed = applied.changes.nodes.len() + applied.changes.edges.len(),
+            "Resolved the changed accounts' identities"
+        );
+        let mut skipped = skipped;
+        skipped.append(&mut applied.skipped);
+        applied.skipped = skipped;
+        Ok(applied)
+    }
+}
+
+/// Notes, before the directory takes in or takes back `account`, the
+/// person it defines as it is now, and what code-host accounts may be
+/// linked by: the person's email, the user name and the external id.
+fn touch(
+    directory: &Directory,
+    account: &IdpAccount,
+    people: &mut BTreeMap<String, Option<Properties>>,
+    touched: &mut BTreeSet<Reference>,
+) {
+    people
+        .entry(account.person.clone())
+        .or_insert_with(|| directory.person(&account.person));
+    touched.insert(Reference::Name(account.person.clone()));
+    if !account.user_name.is_empty() {
+        touched.insert(Reference::Name(account.user_name.clone()));
+    }
+    if !account.external_id.is_empty() {
+        touched.insert(Reference::ExternalId(account.external_id.clone()));
+    }
+}
+
 fn account_ref(key: &str) -> NodeRef {
     NodeRef::new(label::ACCOUNT, key)
 }
@@ -195,24 +488,66 @@ impl Accounts {
         let mut pages = NodePages::new(label::ACCOUNT, page);
         while let Some(accounts) = pages.next(store).await? {
             for account in accounts {
-                let props = &account.node.properties;
-                let provider = text(props, "provider");
-                let idp = IDP_PROVIDERS.contains(&provider);
-                let code_host = CODE_HOST_PROVIDERS.contains(&provider);
-                if idp || code_host {
-                    out.resolvable.insert(account.node.key.clone());
+                let key = account.node.key.clone();
+                match Account::of(&account) {
+                    Account::Unknown => continue,
+                    Account::Idp(Some(idp)) => out.directory.add(key.clone(), idp),
+                    Account::CodeHost(Some(host)) => out.code_hosts.push(host),
+                    Account::Idp(None) | Account::CodeHost(None) => {}
                 }
-                if !account.provenance.observed() {
-                    continue;
-                }
-                if idp {
-                    out.directory.add_idp_account(&account);
-                } else if code_host {
-                    out.code_hosts.push(CodeHostAccount::new(&account));
-                }
+                out.resolvable.insert(key);
             }
         }
         Ok(out)
+    }
+}
+
+/// What resolution reads of a stored account.
+enum Account {
+    /// A provider resolution does not know: its links are left alone.
+    Unknown,
+    /// An identity-provider account, if observed and with an email.
+    Idp(Option<IdpAccount>),
+    /// A code-host account, if observed.
+    CodeHost(Option<CodeHostAccount>),
+}
+
+impl Account {
+    fn of(account: &StoredNode) -> Account {
+        let provider = text(&account.node.properties, "provider");
+        let observed = account.provenance.observed();
+        if IDP_PROVIDERS.contains(&provider) {
+            Account::Idp(observed.then(|| IdpAccount::new(account)).flatten())
+        } else if CODE_HOST_PROVIDERS.contains(&provider) {
+            Account::CodeHost(observed.then(|| CodeHostAccount::new(account)))
+        } else {
+            Account::Unknown
+        }
+    }
+}
+
+/// What the rules read of an observed identity-provider account.
+#[derive(Debug, Clone)]
+struct IdpAccount {
+    /// The person's key: the lower-cased email.
+    person: String,
+    display_name: String,
+    external_id: String,
+    /// Lower-cased.
+    user_name: String,
+}
+
+impl IdpAccount {
+    /// `None` for an account without an email, which defines no person.
+    fn new(account: &StoredNode) -> Option<Self> {
+        let props = &account.node.properties;
+        let email = text(props, "email");
+        (!email.is_empty()).then(|| IdpAccount {
+            person: email.to_lowercase(),
+            display_name: text(props, "display_name").to_owned(),
+            external_id: text(props, "external_id").to_owned(),
+            user_name: text(props, "user_name").to_lowercase(),
+        })
     }
 }
 
@@ -251,72 +586,93 @@ impl CodeHostAccount {
             verified_emails,
         }
     }
+
+    /// Every value the rules look this account up by: a change to any of
+    /// them in the directory can change its link.
+    fn references(&self) -> Vec<Reference> {
+        let mut out = vec![Reference::Login(self.login.clone())];
+        if !self.scim_external_id.is_empty() {
+            out.push(Reference::ExternalId(self.scim_external_id.clone()));
+        }
+        if !self.saml_name_id.is_empty() {
+            out.push(Reference::Name(self.saml_name_id.to_lowercase()));
+        }
+        out.extend(self.verified_emails.iter().cloned().map(Reference::Name));
+        out
+    }
+}
+
+/// A value a code-host account's link is decided by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Reference {
+    /// Provider and login, as explicit mappings name them.
+    Login((String, String)),
+    ExternalId(String),
+    /// A lower-cased person email or IdP user name.
+    Name(String),
 }
 
 /// What the identity-provider accounts say about people.
 ///
+/// Every account's statement is kept, so that one can be taken back.
 /// Where two accounts say different things (two display names for one
 /// person, one external id on two people), the account with the smaller
 /// key wins, whatever order the accounts are read in.
 #[derive(Debug, Default)]
 struct Directory {
-    /// Person key (the lower-cased email) to its display name and the
-    /// account that gave it.
-    people: BTreeMap<String, Option<(String, String)>>,
-    /// IdP account key and the person it defines.
-    idp_links: Vec<(String, String)>,
-    /// External id to the person and the account that says so.
-    by_external_id: BTreeMap<String, (String, String)>,
-    /// Lower-cased IdP user name to the person and the account that says
-    /// so.
-    by_user_name: BTreeMap<String, (String, String)>,
+    /// The observed IdP accounts with an email, by key.
+    accounts: HashMap<String, IdpAccount>,
+    /// Person key to the accounts that define it and the display name
+    /// each gives ("" for none).
+    people: BTreeMap<String, BTreeMap<String, String>>,
+    /// External id to the accounts that give it and their person.
+    by_external_id: BTreeMap<String, BTreeMap<String, String>>,
+    /// Lower-cased IdP user name to the accounts that give it and their
+    /// person.
+    by_user_name: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Directory {
     /// Takes in an observed IdP account.
-    fn add_idp_account(&mut self, account: &StoredNode) {
-        let props = &account.node.properties;
-        let email = text(props, "email");
-        if email.is_empty() {
-            return;
+    fn add(&mut self, key: String, account: IdpAccount) {
+        let person = &account.person;
+        self.people
+            .entry(person.clone())
+            .or_default()
+            .insert(key.clone(), account.display_name.clone());
+        if !account.external_id.is_empty() {
+            self.by_external_id
+                .entry(account.external_id.clone())
+                .or_default()
+                .insert(key.clone(), person.clone());
         }
-        let key = &account.node.key;
-        let person = email.to_lowercase();
-        let display_name = text(props, "display_name");
-        let named = self.people.entry(person.clone()).or_default();
-        if !display_name.is_empty() {
-            earliest(named, key, display_name);
+        if !account.user_name.is_empty() {
+            self.by_user_name
+                .entry(account.user_name.clone())
+                .or_default()
+                .insert(key.clone(), person.clone());
         }
-        let external_id = text(props, "external_id");
-        if !external_id.is_empty() {
-            let said = self
-                .by_external_id
-                .entry(external_id.to_owned())
-                .or_insert_with(|| (key.clone(), person.clone()));
-            if key < &said.0 {
-                *said = (key.clone(), person.clone());
-            }
-        }
-        let user_name = text(props, "user_name");
-        if !user_name.is_empty() {
-            let said = self
-                .by_user_name
-                .entry(user_name.to_lowercase())
-                .or_insert_with(|| (key.clone(), person.clone()));
-            if key < &said.0 {
-                *said = (key.clone(), person.clone());
-            }
-        }
-        self.idp_links.push((key.clone(), person));
+        self.accounts.insert(key, account);
     }
 
-    /// A person's properties as resolution writes them.
-    fn person(key: &str, named: &Option<(String, String)>) -> Properties {
+    /// Takes back what an account said, returning it.
+    fn remove(&mut self, key: &str) -> Option<IdpAccount> {
+        let account = self.accounts.remove(key)?;
+        forget(&mut self.people, &account.person, key);
+        forget(&mut self.by_external_id, &account.external_id, key);
+        forget(&mut self.by_user_name, &account.user_name, key);
+        Some(account)
+    }
+
+    /// A person's properties as resolution writes them, or `None` when no
+    /// account defines the person.
+    fn person(&self, key: &str) -> Option<Properties> {
+        let accounts = self.people.get(key)?;
         let mut props = Properties::from([("email".to_owned(), Value::Text(key.to_owned()))]);
-        if let Some((_, display_name)) = named {
+        if let Some(display_name) = accounts.values().find(|name| !name.is_empty()) {
             props.insert("display_name".to_owned(), Value::Text(display_name.clone()));
         }
-        props
+        Some(props)
     }
 
     /// The person a code-host account belongs to, by the first rule that
@@ -329,7 +685,7 @@ impl Directory {
         if let Some(person) = explicit.get(&account.login) {
             return Some((person, Evidence::ExplicitMapping));
         }
-        if let Some((_, person)) = self.by_external_id.get(&account.scim_external_id) {
+        if let Some(person) = first(&self.by_external_id, &account.scim_external_id) {
             return Some((person, Evidence::ScimExternalId));
         }
         if let Some(person) = self.saml_person(&account.saml_name_id) {
@@ -350,17 +706,24 @@ impl Directory {
         if let Some((key, _)) = self.people.get_key_value(&name_id) {
             return Some(key);
         }
-        self.by_user_name
-            .get(&name_id)
-            .map(|(_, person)| person.as_str())
+        first(&self.by_user_name, &name_id)
     }
 }
 
-/// Keeps `value` in `slot` if `account` comes before the account that gave
-/// the value there now.
-fn earliest(slot: &mut Option<(String, String)>, account: &str, value: &str) {
-    if slot.as_ref().is_none_or(|(by, _)| account < by.as_str()) {
-        *slot = Some((account.to_owned(), value.to_owned()));
+/// The person the account with the smallest key gives for `value`.
+fn first<'d>(said: &'d BTreeMap<String, BTreeMap<String, String>>, value: &str) -> Option<&'d str> {
+    said.get(value)?
+        .first_key_value()
+        .map(|(_, person)| person.as_str())
+}
+
+/// Removes `account` from what it said about `value`.
+fn forget(said: &mut BTreeMap<String, BTreeMap<String, String>>, value: &str, account: &str) {
+    if let Some(accounts) = said.get_mut(value) {
+        accounts.remove(account);
+        if accounts.is_empty() {
+            said.remove(value);
+        }
     }
 }
 
@@ -395,9 +758,8 @@ async fn people_differences(
     while let Some(people) = pages.next(store).await? {
         for stored in people {
             let key = stored.node.key;
-            match directory.people.get(&key) {
-                Some(named) => {
-                    let wanted = Directory::person(&key, named);
+            match directory.person(&key) {
+                Some(wanted) => {
                     if rewrite(ours(&stored.provenance), &stored.node.properties, &wanted) {
                         out.nodes.push(person_node(&key, wanted));
                     }
@@ -410,10 +772,11 @@ async fn people_differences(
             }
         }
     }
-    for (key, named) in &directory.people {
-        if !stored_keys.contains(key) {
-            out.nodes
-                .push(person_node(key, Directory::person(key, named)));
+    for key in directory.people.keys() {
+        if !stored_keys.contains(key)
+            && let Some(wanted) = directory.person(key)
+        {
+            out.nodes.push(person_node(key, wanted));
         }
     }
     Ok(out)
@@ -543,6 +906,7 @@ fn text<'p>(props: &'p Properties, name: &str) -> &'p str {
 mod tests {
     use super::*;
     use crate::EmbeddedStore;
+    use org_mesh_harness::Dice;
 
     fn account(key: &str, props: &[(&str, &str)]) -> Node {
         let mut properties: Properties = props
@@ -658,10 +1022,12 @@ mod tests {
                 .apply("okta", at, batch)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
-            resolve_in_pages(&store, &[], at, page, write)
+            Resolver::new(Vec::new())
+                .resolve_in_pages(&store, at, page, write)
                 .await
                 .unwrap_or_else(|e| panic!("page {page}: {e}"));
-            let again = resolve_in_pages(&store, &[], at, page, write)
+            let again = Resolver::new(Vec::new())
+                .resolve_in_pages(&store, at, page, write)
                 .await
                 .unwrap_or_else(|e| panic!("page {page}: {e}"));
             assert!(again.changes.nodes.is_empty() && again.changes.edges.is_empty());
@@ -700,5 +1066,138 @@ mod tests {
         );
         assert!(!first.iter().any(|(k, _)| k.starts_with("github:4 ->")));
         assert_eq!(first.len(), 3 + 4 + 3);
+    }
+
+    /// An account drawn from small pools, so that accounts often share an
+    /// email, external id, user name or login, and code-host accounts often
+    /// refer to what IdP accounts say.
+    fn drawn(rng: &mut Dice, key: &str) -> Node {
+        let provider = key.split(':').next().unwrap_or_default();
+        let mut props = vec![("provider", provider)];
+        let mut draw = |name, pool: &[&'static str]| {
+            let value = *rng.pick(pool);
+            if !value.is_empty() {
+                props.push((name, value));
+            }
+        };
+        match provider {
+            "okta" | "azure-ad" | "scim" => {
+                draw("email", &["", "a@x.io", "A@x.io", "b@x.io", "c@x.io"]);
+                draw("display_name", &["", "", "Ann", "Bo"]);
+                draw("external_id", &["", "", "e1", "e2"]);
+                draw("user_name", &["", "", "ann", "BO", "c@x.io"]);
+            }
+            "github" | "gitlab" => {
+                draw("login", &["one", "two", "three"]);
+                draw("scim_external_id", &["", "", "e1", "e2", "e3"]);
+                draw("saml_name_id", &["", "", "a@x.io", "Ann", "bo", "zz"]);
+                draw(
+                    "verified_emails",
+                    &["", "", "c@x.io", "zz@x.io,B@x.io", "b@x.io,a@x.io"],
+                );
+            }
+            _ => draw("email", &["a@x.io", "d@x.io"]),
+        }
+        account(key, &props)
+    }
+
+    /// What a keeping resolver holds that a full resolution would build.
+    fn held(index: &Index) -> impl PartialEq + std::fmt::Debug {
+        let mut hosts: Vec<&String> = index.code_hosts.keys().collect();
+        hosts.sort();
+        let mut links: Vec<_> = index
+            .links
+            .iter()
+            .map(|(account, (person, evidence))| (account, person, evidence.name()))
+            .collect();
+        links.sort();
+        (
+            index.directory.people.clone(),
+            index.directory.by_external_id.clone(),
+            index.directory.by_user_name.clone(),
+            index.references.clone(),
+            index.explicit.clone(),
+            format!("{hosts:?} {links:?}"),
+        )
+    }
+
+    #[tokio::test]
+    async fn resolving_only_the_changed_accounts_leaves_what_a_full_resolution_would() {
+        let keys = [
+            "okta:1",
+            "okta:2",
+            "okta:3",
+            "azure-ad:1",
+            "scim:1",
+            "github:1",
+            "github:2",
+            "github:3",
+            "gitlab:1",
+            "gitlab:2",
+            "jira:1",
+        ];
+        let mappings = vec![
+            ExplicitMapping {
+                provider: "github".into(),
+                login: "Two".into(),
+                person: "b@x.io".into(),
+            },
+            ExplicitMapping {
+                provider: "gitlab".into(),
+                login: "three".into(),
+                person: "nobody@x.io".into(),
+            },
+        ];
+        for seed in [7_u64, 1_234_567, 987_654_321] {
+            let mut rng = Dice(seed);
+            let store = EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("{e}"));
+            let mut resolver = Resolver::new(mappings.clone());
+            resolver.keep();
+            let mut incremental = 0;
+            for step in 0..300 {
+                let at = Timestamp::now_utc();
+                let key = *rng.pick(&keys);
+                let batch = if rng.below(5) == 0 {
+                    Batch {
+                        complete: vec![Coverage::Node(account_ref(key))],
+                        ..Batch::default()
+                    }
+                } else {
+                    Batch {
+                        nodes: vec![drawn(&mut rng, key)],
+                        ..Batch::default()
+                    }
+                };
+                let source = key.split(':').next().unwrap_or_default();
+                let applied = store
+                    .apply(source, at, batch.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                incremental += usize::from(resolver.kept.is_some() && !applied.changes.is_quiet());
+                resolver
+                    .resolve_changes(&store, &applied.changes, at)
+                    .await
+                    .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+                let full = resolve(&store, &mappings, at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    full.changes.is_quiet(),
+                    "seed {seed} step {step}: after {batch:?} a full resolution still changed {:?}",
+                    full.changes
+                );
+                let mut fresh = Resolver::new(mappings.clone());
+                fresh.keep();
+                fresh
+                    .resolve(&store, at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let (Some(kept), Some(built)) = (&resolver.kept, &fresh.kept) else {
+                    panic!("seed {seed} step {step}: no index kept");
+                };
+                assert_eq!(held(kept), held(built), "seed {seed} step {step}");
+            }
+            assert!(incremental > 150, "seed {seed}: {incremental} incremental");
+        }
     }
 }

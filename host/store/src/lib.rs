@@ -21,7 +21,7 @@ use org_mesh_model::{
 };
 
 pub use embedded::EmbeddedStore;
-pub use identity::{ExplicitMapping, resolve};
+pub use identity::{ExplicitMapping, Resolver, resolve};
 pub use neo4j::{Neo4jOptions, Neo4jStore};
 
 /// Every node with a label, read a page at a time in the backend's key

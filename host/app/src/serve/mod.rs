@@ -231,6 +231,11 @@ impl Service {
         }
         let shared = Shared::open(&config).await?;
         let twin = Twin::open(&config, shared.coordination.clone(), &Quiet).await?;
+        if config.graph.backend == crate::config::Backend::Embedded {
+            // The embedded twin is locked to this process, so every account
+            // change passes through here; Neo4j may have other writers.
+            twin.keep_identity_index().await;
+        }
         for s in &twin.skipped {
             tracing::error!(skipped = %s, "Left out of the service");
         }
