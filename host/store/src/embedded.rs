@@ -28,8 +28,8 @@ use org_mesh_model::{
 };
 use redb::backends::InMemoryBackend;
 use redb::{
-    Database, MultimapTableDefinition, MultimapTableHandle, ReadableTable, TableDefinition,
-    TableHandle,
+    Database, MultimapTableDefinition, MultimapTableHandle, ReadableTable, Table, TableDefinition,
+    TableHandle, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,8 +39,9 @@ use crate::prepare::{Prepared, check_time};
 use crate::{Applied, Forgotten, GraphStore, StoreError};
 
 /// Bumped whenever a table or value layout changes; a file with another
-/// version is refused rather than misread.
-const SCHEMA_VERSION: u64 = 1;
+/// version is refused rather than misread. Version 2 added `label_counts`;
+/// a version 1 file is brought up to it when opened.
+const SCHEMA_VERSION: u64 = 2;
 const VERSION_KEY: &str = "schema_version";
 const NEXT_SEQ_KEY: &str = "next_seq";
 
@@ -50,6 +51,10 @@ const EDGES: TableDefinition<&str, &[u8]> = TableDefinition::new("edges");
 const EDGES_IN: TableDefinition<&str, &str> = TableDefinition::new("edges_in");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("change_log");
 const HISTORY: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("history");
+/// How many nodes of each label `nodes` holds, kept in the transaction
+/// that adds or removes one, so that counting the twin (after every
+/// evaluation, for the metrics) reads a few entries instead of every node.
+const LABEL_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("label_counts");
 
 /// The durable default backend: a redb database in one file.
 ///
@@ -178,6 +183,11 @@ fn initialise(db: &Database, location: &Location) -> Result<(), StoreError> {
             .map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                count_labels(&txn, location)?;
+                meta.insert(VERSION_KEY, SCHEMA_VERSION)
+                    .during(location, "writing the schema version")?;
+            }
             Some(found) => {
                 return Err(StoreError::SchemaVersion {
                     path: location.to_string(),
@@ -206,7 +216,57 @@ fn initialise(db: &Database, location: &Location) -> Result<(), StoreError> {
     txn.open_table(LOG).during(location, "creating tables")?;
     txn.open_multimap_table(HISTORY)
         .during(location, "creating tables")?;
+    txn.open_table(LABEL_COUNTS)
+        .during(location, "creating tables")?;
     txn.commit().during(location, "committing the schema")
+}
+
+/// Fills `label_counts` from the nodes of a file written before it existed.
+fn count_labels(txn: &WriteTransaction, location: &Location) -> Result<(), StoreError> {
+    let nodes = txn.open_table(NODES).during(location, "opening nodes")?;
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for item in nodes.iter().during(location, "counting nodes")? {
+        let (key, _) = item.during(location, "counting nodes")?;
+        *counted.entry(keys::label_of(key.value())).or_insert(0) += 1;
+    }
+    let mut counts = txn
+        .open_table(LABEL_COUNTS)
+        .during(location, "opening label counts")?;
+    for (label, n) in counted {
+        counts
+            .insert(label.as_str(), n)
+            .during(location, "writing label counts")?;
+    }
+    Ok(())
+}
+
+/// Adds one node of `label` to `label_counts`, or takes one away; a label
+/// with none left is removed.
+fn count_node(
+    counts: &mut Table<'_, &'static str, u64>,
+    label: &str,
+    added: bool,
+    location: &Location,
+) -> Result<(), StoreError> {
+    let now = counts
+        .get(label)
+        .during(location, "reading a label count")?
+        .map_or(0, |v| v.value());
+    let next = if added {
+        now.saturating_add(1)
+    } else {
+        now.saturating_sub(1)
+    };
+    if next == 0 {
+        counts
+            .remove(label)
+            .during(location, "writing a label count")?;
+    } else {
+        counts
+            .insert(label, next)
+            .during(location, "writing a label count")?;
+    }
+    Ok(())
 }
 
 #[async_trait]

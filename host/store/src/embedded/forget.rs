@@ -6,7 +6,8 @@ use org_mesh_model::{EntityId, NodeRef, StoredEdge};
 use redb::{Database, MultimapTable, Table};
 
 use super::{
-    During, EDGES, EDGES_IN, HISTORY, LOG, Location, NODES, keys, scan_incoming, scan_json,
+    During, EDGES, EDGES_IN, HISTORY, LABEL_COUNTS, LOG, Location, NODES, count_node, keys,
+    scan_incoming, scan_json,
 };
 use crate::{Forgotten, StoreError};
 
@@ -28,6 +29,7 @@ pub(super) fn forget(
             incoming: txn.open_table(EDGES_IN).during(location, OPENING)?,
             log: txn.open_table(LOG).during(location, OPENING)?,
             history: txn.open_multimap_table(HISTORY).during(location, OPENING)?,
+            counts: txn.open_table(LABEL_COUNTS).during(location, OPENING)?,
             forgotten: &mut forgotten,
         };
         let unique: BTreeSet<&NodeRef> = nodes.iter().collect();
@@ -46,6 +48,7 @@ struct Eraser<'t, 'f> {
     incoming: Table<'t, &'static str, &'static str>,
     log: Table<'t, u64, &'static [u8]>,
     history: MultimapTable<'t, &'static str, u64>,
+    counts: Table<'t, &'static str, u64>,
     forgotten: &'f mut Forgotten,
 }
 
@@ -65,6 +68,7 @@ impl Eraser<'_, '_> {
             .is_some();
         if removed {
             self.forgotten.nodes += 1;
+            count_node(&mut self.counts, &node.label, false, self.location)?;
         }
         self.history(&EntityId::Node(node.clone()))
     }

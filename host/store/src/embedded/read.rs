@@ -13,7 +13,8 @@ use redb::{
 };
 
 use super::{
-    During, EDGES, EDGES_IN, HISTORY, LOG, Location, NODES, decode, get_json, keys, scan_json,
+    During, EDGES, EDGES_IN, HISTORY, LABEL_COUNTS, LOG, Location, NODES, decode, get_json, keys,
+    scan_json,
 };
 use crate::StoreError;
 
@@ -224,11 +225,13 @@ pub(super) fn counts(
     location: &Location,
 ) -> Result<BTreeMap<String, u64>, StoreError> {
     let txn = begin(db, location)?;
-    let nodes = json_table(&txn, location, NODES)?;
+    let counts = txn
+        .open_table(LABEL_COUNTS)
+        .during(location, "opening label counts")?;
     let mut out = BTreeMap::new();
-    for item in nodes.iter().during(location, "counting nodes")? {
-        let (key, _) = item.during(location, "counting nodes")?;
-        *out.entry(keys::label_of(key.value())).or_insert(0) += 1;
+    for item in counts.iter().during(location, "reading label counts")? {
+        let (label, n) = item.during(location, "reading label counts")?;
+        out.insert(label.value().to_owned(), n.value());
     }
     Ok(out)
 }

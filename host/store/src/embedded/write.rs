@@ -9,8 +9,8 @@ use org_mesh_model::{
 use redb::{Database, MultimapTable, ReadableTable, Table, WriteTransaction};
 
 use super::{
-    During, EDGES, EDGES_IN, HISTORY, LOG, Location, META, NEXT_SEQ_KEY, NODES, encode, get_json,
-    keys, scan_incoming, scan_json,
+    During, EDGES, EDGES_IN, HISTORY, LABEL_COUNTS, LOG, Location, META, NEXT_SEQ_KEY, NODES,
+    count_node, encode, get_json, keys, scan_incoming, scan_json,
 };
 use crate::prepare::{Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
@@ -62,6 +62,7 @@ struct Writer<'t> {
     incoming: Table<'t, &'static str, &'static str>,
     log: Table<'t, u64, &'static [u8]>,
     history: MultimapTable<'t, &'static str, u64>,
+    counts: Table<'t, &'static str, u64>,
     next_seq: u64,
 }
 
@@ -89,6 +90,7 @@ impl<'t> Writer<'t> {
             incoming: txn.open_table(EDGES_IN).during(location, OPENING)?,
             log: txn.open_table(LOG).during(location, OPENING)?,
             history: txn.open_multimap_table(HISTORY).during(location, OPENING)?,
+            counts: txn.open_table(LABEL_COUNTS).during(location, OPENING)?,
         })
     }
 
@@ -281,9 +283,14 @@ impl<'t> Writer<'t> {
 
     fn put_node(&mut self, key: &str, node: &StoredNode) -> Result<(), StoreError> {
         let bytes = encode(|| node_record(&node.node.reference()), node)?;
-        self.nodes
+        let existed = self
+            .nodes
             .insert(key, bytes.as_slice())
-            .during(self.location, "writing a node")?;
+            .during(self.location, "writing a node")?
+            .is_some();
+        if !existed {
+            count_node(&mut self.counts, &node.node.label, true, self.location)?;
+        }
         Ok(())
     }
 

@@ -115,6 +115,46 @@ async fn corrupt_file_is_an_error_naming_it() {
     assert_names(&err, &folder);
 }
 
+/// A file written before the store kept a count per label is counted once
+/// when opened, and counts as before.
+#[tokio::test]
+async fn a_version_1_file_is_counted_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("twin.redb");
+    let store = open(&path).await;
+    let nodes = vec![
+        node("Account", "github:ann", &[]),
+        node("Account", "github:bo", &[]),
+        node("Organisation", "github:acme", &[]),
+    ];
+    store
+        .apply("github", at(0), batch(nodes, vec![], vec![]))
+        .await
+        .expect("apply");
+    let before = store.counts().await.expect("counts");
+    drop(store);
+    // Version 1's layout: everything but the counts.
+    {
+        let db = redb::Database::create(&path).expect("reopen");
+        let txn = db.begin_write().expect("begin");
+        let counts: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("label_counts");
+        assert!(txn.delete_table(counts).expect("delete"));
+        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+        txn.open_table(meta)
+            .expect("meta")
+            .insert("schema_version", 1)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let store = open(&path).await;
+    assert_eq!(store.counts().await.expect("counts"), before);
+    store
+        .apply("github", at(1), one_node("github:cy"))
+        .await
+        .expect("apply");
+    assert_eq!(store.counts().await.expect("counts")["Account"], 3);
+}
+
 /// A file from another schema version, or another program, is refused.
 #[tokio::test]
 async fn unknown_schema_or_foreign_file_is_refused() {

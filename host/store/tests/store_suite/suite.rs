@@ -522,6 +522,17 @@ pub async fn counts(store: Arc<dyn GraphStore>) {
         .map(|c| c.node.node.key.as_str())
         .collect();
     assert_eq!(unseen, ["github:bo"]);
+
+    // Forgetting takes a node out of the count once, however often it is
+    // asked, and a node written again counts again.
+    for _ in 0..2 {
+        store.forget(&[account("bo")]).await.expect("forget");
+    }
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.get("Account"), Some(&1));
+    apply(&store, "github", 2, acme()).await;
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.get("Account"), Some(&2));
 }
 
 /// Paging through a label returns every node of it once, whatever the
