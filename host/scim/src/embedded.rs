@@ -186,6 +186,11 @@ fn begin_light_write(
     Ok(txn)
 }
 
+// A resource read by id or by name is read on the calling thread, unlike
+// writes and listings: it is a few B-tree lookups, mostly in redb's cache,
+// and handing it to the blocking pool costs two wake-ups of parked threads,
+// which on an otherwise idle machine took longer than the read. An
+// identity provider's import is mostly such look-ups.
 #[async_trait]
 impl ScimRepository for EmbeddedRepository {
     async fn next_seq(&self) -> Result<u64, RepositoryError> {
@@ -264,13 +269,11 @@ impl ScimRepository for EmbeddedRepository {
         id: &str,
     ) -> Result<Option<StoredResource>, RepositoryError> {
         let key = key(connector, kind, id);
-        self.run(move |db, path| {
-            let txn = db.begin_read().step(path, "starting a read")?;
-            let table = txn.open_table(RESOURCES).step(path, "opening resources")?;
-            let found = table.get(key.as_str()).step(path, "reading a resource")?;
-            found.map(|v| decode(v.value())).transpose()
-        })
-        .await
+        let (db, path) = (&self.db, self.path.as_path());
+        let txn = db.begin_read().step(path, "starting a read")?;
+        let table = txn.open_table(RESOURCES).step(path, "opening resources")?;
+        let found = table.get(key.as_str()).step(path, "reading a resource")?;
+        found.map(|v| decode(v.value())).transpose()
     }
 
     async fn delete(
@@ -313,23 +316,20 @@ impl ScimRepository for EmbeddedRepository {
         name: &str,
     ) -> Result<Option<StoredResource>, RepositoryError> {
         let name = name_key(connector, kind, &name.to_lowercase());
-        let connector = connector.to_owned();
-        self.run(move |db, path| {
-            let txn = db.begin_read().step(path, "starting a read")?;
-            let names = txn.open_table(NAMES).step(path, "opening the name index")?;
-            let Some(id) = names
-                .get(name.as_str())
-                .step(path, "reading the name index")?
-            else {
-                return Ok(None);
-            };
-            let resources = txn.open_table(RESOURCES).step(path, "opening resources")?;
-            let found = resources
-                .get(key(&connector, kind, id.value()).as_str())
-                .step(path, "reading a resource")?;
-            found.map(|v| decode(v.value())).transpose()
-        })
-        .await
+        let (db, path) = (&self.db, self.path.as_path());
+        let txn = db.begin_read().step(path, "starting a read")?;
+        let names = txn.open_table(NAMES).step(path, "opening the name index")?;
+        let Some(id) = names
+            .get(name.as_str())
+            .step(path, "reading the name index")?
+        else {
+            return Ok(None);
+        };
+        let resources = txn.open_table(RESOURCES).step(path, "opening resources")?;
+        let found = resources
+            .get(key(connector, kind, id.value()).as_str())
+            .step(path, "reading a resource")?;
+        found.map(|v| decode(v.value())).transpose()
     }
 
     async fn list(
