@@ -273,7 +273,6 @@ async fn apply_in_parts(
 /// What a keeping resolver holds between resolutions: what the accounts
 /// say, and the people and links resolution last wrote, which are what the
 /// twin holds as long as resolution is their only writer.
-#[derive(Debug)]
 struct Index {
     directory: Directory,
     /// The observed code-host accounts, by key.
@@ -284,6 +283,18 @@ struct Index {
     explicit: BTreeMap<(String, String), String>,
     /// Account key to the person its link is to, and why.
     links: HashMap<String, (String, Evidence)>,
+}
+
+// Sizes only: an index holds every account of the organisation.
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("idp_accounts", &self.directory.accounts.len())
+            .field("people", &self.directory.people.len())
+            .field("code_hosts", &self.code_hosts.len())
+            .field("links", &self.links.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Index {
