@@ -358,6 +358,9 @@ impl Index {
         let mut relink: BTreeSet<String> = BTreeSet::new();
         let mut unknown: BTreeSet<&str> = BTreeSet::new();
         for &key in accounts {
+            // The twin's state, not the change's: a resolution in full may
+            // have run since the change was applied, and the account may
+            // have changed again after it.
             let stored = store.node(&account_ref(key)).await?;
             let now = stored.as_ref().map_or(Account::Unknown, Account::of);
             if let Some(old) = self.directory.accounts.get(key) {
