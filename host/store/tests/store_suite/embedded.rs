@@ -139,13 +139,9 @@ async fn a_version_1_file_is_counted_when_opened() {
         let txn = db.begin_write().expect("begin");
         let counts: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("label_counts");
         assert!(txn.delete_table(counts).expect("delete"));
-        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
-        txn.open_table(meta)
-            .expect("meta")
-            .insert("schema_version", 1)
-            .expect("insert");
         txn.commit().expect("commit");
     }
+    write_u64(&path, "meta", "schema_version", 1);
     let store = open(&path).await;
     assert_eq!(store.counts().await.expect("counts"), before);
     store
