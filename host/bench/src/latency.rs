@@ -291,7 +291,8 @@ impl Server {
 
     /// org-mesh only: waits until every accepted change is in the twin, so
     /// that a timed run does not share the machine with a load's backlog,
-    /// or until `limit`; how many changes are still queued (0 when settled).
+    /// or until `limit`; how many changes are still stored or queued (0
+    /// when settled).
     pub async fn settled(&self, limit: Duration) -> anyhow::Result<u64> {
         let started = Instant::now();
         let auth = format!("Bearer {VIEWER_TOKEN}");
@@ -301,9 +302,13 @@ impl Server {
                 .send("GET", "/api/v1/status", &[("authorization", &auth)], b"")
                 .await?
                 .json()?;
+            let unsent = status["scim"]["unsent"]
+                .as_u64()
+                .with_context(|| format!("no SCIM count in {status}"))?;
             let depth = status["queue"]["depth"]
                 .as_u64()
-                .with_context(|| format!("no queue depth in {status}"))?;
+                .with_context(|| format!("no queue depth in {status}"))?
+                + unsent;
             if depth == 0 || started.elapsed() > limit {
                 return Ok(depth);
             }

@@ -121,6 +121,13 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
     assert!(patched.status().is_success(), "{}", patched.status());
 
     settled(&http, &server.base).await;
+    let (_, status) = get_json(
+        &http,
+        &format!("{}/api/v1/status", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status["scim"]["unsent"], 0, "{status}");
     let (_, findings) = get_json(
         &http,
         &format!("{}/api/v1/findings", server.base),

@@ -1,8 +1,8 @@
 //! The durable repository: one redb file, resources stored as JSON under
 //! `connector / kind / id` keys, an index from each resource's unique name
 //! (in lower case) to its id under `connector / kind / name` keys, the
-//! creation sequence counter, and the changes not yet taken by the sink
-//! under the resources' keys.
+//! creation sequence and write counters, and the changes not yet taken by
+//! the sink under the resources' keys.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("scim_counters
 const UNSENT: TableDefinition<&str, &[u8]> = TableDefinition::new("scim_unsent");
 const NAMES: TableDefinition<&str, &str> = TableDefinition::new("scim_names");
 const NEXT_SEQ: &str = "next_seq";
+/// Counts the writes that noted an unsent change; see [`Unsent::written`].
+const WRITES: &str = "writes";
 /// Set once the name index covers every resource; files written before the
 /// index existed get it built when opened.
 const NAMES_INDEXED: &str = "names_indexed";
@@ -91,16 +93,48 @@ fn decode(bytes: &[u8]) -> Result<StoredResource, RepositoryError> {
     serde_json::from_slice(bytes).map_err(RepositoryError::Decode)
 }
 
-/// An unsent change as kept: whether it deleted the resource, and the
-/// resource.
+/// An unsent change as kept: whether it deleted the resource, the
+/// resource, and the count of writes when it was written (absent, so 0, in
+/// notes kept before writes were counted).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Change {
     deleted: bool,
     resource: StoredResource,
+    #[serde(default)]
+    written: u64,
 }
 
-fn encode_change(deleted: bool, resource: StoredResource) -> Result<Vec<u8>, RepositoryError> {
-    serde_json::to_vec(&Change { deleted, resource }).map_err(RepositoryError::Decode)
+/// Notes `resource`'s change as unsent, within the write that makes it.
+fn note_unsent(
+    txn: &redb::WriteTransaction,
+    path: &Path,
+    key: &str,
+    deleted: bool,
+    resource: StoredResource,
+) -> Result<(), RepositoryError> {
+    let written = {
+        let mut counters = txn.open_table(COUNTERS).step(path, "opening counters")?;
+        let written = counters
+            .get(WRITES)
+            .step(path, "reading the write count")?
+            .map_or(0, |v| v.value())
+            + 1;
+        counters
+            .insert(WRITES, written)
+            .step(path, "counting a write")?;
+        written
+    };
+    let change = Change {
+        deleted,
+        resource,
+        written,
+    };
+    let bytes = serde_json::to_vec(&change).map_err(RepositoryError::Decode)?;
+    txn.open_table(UNSENT)
+        .step(path, "opening unsent changes")?
+        .insert(key, bytes.as_slice())
+        .step(path, "noting an unsent change")?;
+    Ok(())
 }
 
 /// The connector and kind of a key.
@@ -224,7 +258,7 @@ impl ScimRepository for EmbeddedRepository {
     ) -> Result<(), RepositoryError> {
         let key = key(connector, kind, &resource.id);
         let bytes = serde_json::to_vec(resource).map_err(RepositoryError::Decode)?;
-        let change = encode_change(false, resource.clone())?;
+        let resource = resource.clone();
         let id = resource.id.clone();
         let name = kind
             .name_key(&resource.resource)
@@ -253,10 +287,7 @@ impl ScimRepository for EmbeddedRepository {
                         .step(path, "updating the name index")?;
                 }
             }
-            txn.open_table(UNSENT)
-                .step(path, "opening unsent changes")?
-                .insert(key.as_str(), change.as_slice())
-                .step(path, "noting an unsent change")?;
+            note_unsent(&txn, path, &key, false, resource)?;
             txn.commit().step(path, "committing a resource")
         })
         .await
@@ -298,10 +329,7 @@ impl ScimRepository for EmbeddedRepository {
                 unindex(&mut names, &name_key(&connector, kind, &name), &id, path)?;
             }
             if let Some(last) = &removed {
-                txn.open_table(UNSENT)
-                    .step(path, "opening unsent changes")?
-                    .insert(key.as_str(), encode_change(true, last.clone())?.as_slice())
-                    .step(path, "noting an unsent change")?;
+                note_unsent(&txn, path, &key, true, last.clone())?;
             }
             txn.commit().step(path, "committing a removal")?;
             Ok(removed)
@@ -381,28 +409,42 @@ impl ScimRepository for EmbeddedRepository {
                     kind,
                     deleted: change.deleted,
                     resource: change.resource,
+                    written: change.written,
                 });
             }
+            // Notes kept before writes were counted all have 0; among
+            // them, creation order is the best order left.
+            found.sort_by_key(|u| (u.written, u.resource.seq));
             Ok(found)
         })
         .await
     }
 
-    async fn sent(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
-    ) -> Result<(), RepositoryError> {
-        let key = key(connector, kind, id);
+    async fn sent(&self, change: &Unsent) -> Result<(), RepositoryError> {
+        let key = key(&change.connector, change.kind, &change.resource.id);
+        let written = change.written;
         // Not synced: a note lost in a crash only hands the change over
         // once more, which the sink takes as the same state again.
         self.run(move |db, path| {
             let txn = begin_light_write(db, path)?;
-            txn.open_table(UNSENT)
-                .step(path, "opening unsent changes")?
-                .remove(key.as_str())
-                .step(path, "marking a change sent")?;
+            {
+                let mut table = txn
+                    .open_table(UNSENT)
+                    .step(path, "opening unsent changes")?;
+                let still_this = match table.get(key.as_str()).step(path, "reading a change")? {
+                    Some(v) => {
+                        let noted: Change =
+                            serde_json::from_slice(v.value()).map_err(RepositoryError::Decode)?;
+                        noted.written == written
+                    }
+                    None => false,
+                };
+                if still_this {
+                    table
+                        .remove(key.as_str())
+                        .step(path, "marking a change sent")?;
+                }
+            }
             txn.commit().step(path, "committing a sent change")
         })
         .await

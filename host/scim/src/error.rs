@@ -64,8 +64,8 @@ pub enum ScimError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// The resource was stored, but org-mesh could not take it in; the
-    /// identity provider should retry.
+    /// Stored changes could not be handed over: the sink takes nothing at
+    /// the moment.
     #[error("{0}")]
     Unavailable(String),
     #[error("storage failed")]

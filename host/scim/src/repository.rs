@@ -29,6 +29,11 @@ pub struct Unsent {
     pub kind: ResourceKind,
     pub deleted: bool,
     pub resource: StoredResource,
+    /// The store's count of writes when this change was written: changes
+    /// are handed over in this order, and a later change of the same
+    /// resource has a higher one. Changes noted by a version of the store
+    /// that did not count have 0.
+    pub written: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +59,7 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
     /// A creation sequence number never handed out before by this store.
     async fn next_seq(&self) -> Result<u64, RepositoryError>;
     /// Stores `resource`, replacing any with the same id, and in the same
-    /// write notes it as unsent.
+    /// write notes it as unsent, replacing any earlier unsent change of it.
     async fn put(
         &self,
         connector: &str,
@@ -92,15 +97,12 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
         kind: ResourceKind,
     ) -> Result<Vec<StoredResource>, RepositoryError>;
     /// Every change not yet marked [`sent`](ScimRepository::sent), the
-    /// latest of each resource.
+    /// latest of each resource, in the order they were written.
     async fn unsent(&self) -> Result<Vec<Unsent>, RepositoryError>;
-    /// Marks the latest change of a resource as taken by the sink.
-    async fn sent(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
-    ) -> Result<(), RepositoryError>;
+    /// Marks `change` as taken by the sink, unless a later change of the
+    /// same resource has been written since it was read: that one stays
+    /// unsent.
+    async fn sent(&self, change: &Unsent) -> Result<(), RepositoryError>;
 }
 
 type Key = (String, ResourceKind, String);
@@ -114,9 +116,18 @@ pub struct MemoryRepository {
 #[derive(Debug, Default)]
 struct MemoryState {
     next_seq: u64,
+    writes: u64,
     resources: BTreeMap<Key, StoredResource>,
-    /// Whether the change was a deletion, and the resource.
-    unsent: BTreeMap<Key, (bool, StoredResource)>,
+    /// Whether the change was a deletion, the resource, and the count of
+    /// writes when it was written.
+    unsent: BTreeMap<Key, (bool, StoredResource, u64)>,
+}
+
+impl MemoryState {
+    fn note(&mut self, key: Key, deleted: bool, resource: StoredResource) {
+        self.writes += 1;
+        self.unsent.insert(key, (deleted, resource, self.writes));
+    }
 }
 
 impl MemoryRepository {
@@ -153,7 +164,7 @@ impl ScimRepository for MemoryRepository {
     ) -> Result<(), RepositoryError> {
         self.with(|s| {
             let key = key(connector, kind, &resource.id);
-            s.unsent.insert(key.clone(), (false, resource.clone()));
+            s.note(key.clone(), false, resource.clone());
             s.resources.insert(key, resource.clone())
         });
         Ok(())
@@ -178,7 +189,7 @@ impl ScimRepository for MemoryRepository {
             let key = key(connector, kind, id);
             let removed = s.resources.remove(&key);
             if let Some(last) = &removed {
-                s.unsent.insert(key, (true, last.clone()));
+                s.note(key, true, last.clone());
             }
             removed
         }))
@@ -222,26 +233,31 @@ impl ScimRepository for MemoryRepository {
     }
 
     async fn unsent(&self) -> Result<Vec<Unsent>, RepositoryError> {
-        Ok(self.with(|s| {
+        let mut found: Vec<Unsent> = self.with(|s| {
             s.unsent
                 .iter()
-                .map(|((connector, kind, _), (deleted, resource))| Unsent {
-                    connector: connector.clone(),
-                    kind: *kind,
-                    deleted: *deleted,
-                    resource: resource.clone(),
-                })
+                .map(
+                    |((connector, kind, _), (deleted, resource, written))| Unsent {
+                        connector: connector.clone(),
+                        kind: *kind,
+                        deleted: *deleted,
+                        resource: resource.clone(),
+                        written: *written,
+                    },
+                )
                 .collect()
-        }))
+        });
+        found.sort_by_key(|u| u.written);
+        Ok(found)
     }
 
-    async fn sent(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        id: &str,
-    ) -> Result<(), RepositoryError> {
-        self.with(|s| s.unsent.remove(&key(connector, kind, id)));
+    async fn sent(&self, change: &Unsent) -> Result<(), RepositoryError> {
+        let key = key(&change.connector, change.kind, &change.resource.id);
+        self.with(|s| {
+            if s.unsent.get(&key).is_some_and(|n| n.2 == change.written) {
+                s.unsent.remove(&key);
+            }
+        });
         Ok(())
     }
 }

@@ -1,8 +1,9 @@
 //! The SCIM operations, independent of HTTP: validation, uniqueness, `meta`,
-//! storage and the sink notification.
+//! storage and handing changes to the sink.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -12,9 +13,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::{ScimError, ScimType};
 use crate::filter::{CompareOp, Filter};
 use crate::project::Projection;
-use crate::repository::{ScimRepository, StoredResource};
+use crate::repository::{ScimRepository, StoredResource, Unsent};
 use crate::schema::{LIST_SCHEMA, MAX_RESULTS, key_of};
-use crate::{ResourceKind, ScimSink, filter, patch, resource};
+use crate::{ResourceKind, ScimSink, SinkError, filter, patch, resource};
 
 /// The default largest request body, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -38,13 +39,18 @@ impl std::fmt::Debug for Endpoint {
 /// connector, each connector served under `/scim/v2/{connector}` with its
 /// own token.
 ///
-/// After each write the resource is stored first, noted as unsent in the
-/// same write, and then handed to the sink, after which the note goes. If
-/// the sink fails, or the process dies in between, the note stays and
-/// [`ScimService::hand_over_unsent`] hands the change over later: an
-/// identity provider's retry alone would not, since a retried PATCH changes
-/// nothing and a retried creation finds the user. A sink failure is
-/// answered with a 503 SCIM error naming the problem.
+/// Each write stores the resource and notes the change as unsent in one
+/// durable commit, and is answered once that commit is done. The sink is
+/// not on the request's path: [`ScimService::hand_over_new`], woken by
+/// every write, hands the noted changes to it (users before groups, each
+/// in the order they were written) and drops each note once the sink took
+/// it. A change the sink
+/// did not take keeps its note and is offered again by
+/// [`ScimService::hand_over_unsent`], which the host runs now and then, so
+/// that neither a sink that is down nor a crash between the commit and the
+/// hand-over loses it. The identity provider is not asked to retry for a
+/// problem of the sink's: its retry would not help, since a retried PATCH
+/// changes nothing and a retried creation finds the user.
 ///
 /// Lists, filters and uniqueness checks read every resource of one kind of
 /// one connector from the repository and work in memory: fine for the tens
@@ -60,6 +66,21 @@ pub struct ScimService {
     /// Serialises writes so a uniqueness check and the write it guards see
     /// the same state.
     writes: tokio::sync::Mutex<()>,
+    /// Woken by every stored change.
+    stored: Arc<tokio::sync::Notify>,
+    /// Serialises hand-overs, and remembers the changes the sink refused,
+    /// each by its resource and [`Unsent::written`], so that a hand-over
+    /// of new changes does not offer them again.
+    handing: tokio::sync::Mutex<BTreeMap<(String, ResourceKind, String), u64>>,
+}
+
+/// What one hand-over did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HandedOver {
+    /// Changes the sink took.
+    pub handed: usize,
+    /// Changes the sink refused, which stay unsent.
+    pub refused: usize,
 }
 
 /// The request a service call answers: which connector, and the URL prefix
@@ -92,7 +113,16 @@ impl ScimService {
             base_url: None,
             body_limit: DEFAULT_BODY_LIMIT,
             writes: tokio::sync::Mutex::new(()),
+            stored: Arc::default(),
+            handing: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// Notified after every stored change: wait on it, then call
+    /// [`ScimService::hand_over_new`]. A change stored while nobody waits
+    /// leaves a permit, so the next wait returns at once.
+    pub fn stored_changes(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.stored)
     }
 
     /// Sets the public URL org-mesh is reached at (such as
@@ -168,8 +198,9 @@ impl ScimService {
         attrs.insert("id".into(), Value::String(id.clone()));
         let stored = seal(kind, id, seq, attrs, &now, &now);
         self.repo.put(&ctx.connector, kind, &stored).await?;
+        self.stored.notify_one();
         tracing::info!(id = %stored.id, "SCIM resource created");
-        self.notify_upsert(ctx, kind, &stored).await
+        Ok(served(ctx, kind, &stored))
     }
 
     #[tracing::instrument(name = "org_mesh.scim.get", skip_all, fields(connector = %ctx.connector, kind = kind.name()))]
@@ -200,8 +231,9 @@ impl ScimService {
         let created = created_of(&old);
         let stored = seal(kind, id.to_owned(), old.seq, attrs, &created, &now());
         self.repo.put(&ctx.connector, kind, &stored).await?;
+        self.stored.notify_one();
         tracing::info!(id, "SCIM resource replaced");
-        self.notify_upsert(ctx, kind, &stored).await
+        Ok(served(ctx, kind, &stored))
     }
 
     #[tracing::instrument(name = "org_mesh.scim.patch", skip_all, fields(connector = %ctx.connector, kind = kind.name()))]
@@ -236,8 +268,9 @@ impl ScimService {
         let created = created_of(&old);
         let stored = seal(kind, id.to_owned(), old.seq, attrs, &created, &now());
         self.repo.put(&ctx.connector, kind, &stored).await?;
+        self.stored.notify_one();
         tracing::info!(id, "SCIM resource patched");
-        self.notify_upsert(ctx, kind, &stored).await
+        Ok(served(ctx, kind, &stored))
     }
 
     #[tracing::instrument(name = "org_mesh.scim.delete", skip_all, fields(connector = %ctx.connector, kind = kind.name()))]
@@ -248,31 +281,89 @@ impl ScimService {
         id: &str,
     ) -> Result<(), ScimError> {
         let _write = self.writes.lock().await;
-        let removed = self
-            .repo
+        self.repo
             .delete(&ctx.connector, kind, id)
             .await?
             .ok_or_else(|| not_found(kind, id))?;
+        self.stored.notify_one();
         tracing::info!(id, "SCIM resource deleted");
-        let last = served(ctx, kind, &removed);
-        self.sink
-            .deleted(&ctx.connector, kind, &last)
-            .await
-            .map_err(|e| sink_failed(&e))?;
-        self.mark_sent(&ctx.connector, kind, id).await;
         Ok(())
     }
 
-    /// Hands every stored change the sink has not taken to it, oldest
-    /// resource first, and returns how many it handed. Stops at the first
-    /// sink failure, which it returns, so that a sink that is down is not
-    /// asked once per change.
-    pub async fn hand_over_unsent(&self) -> Result<usize, ScimError> {
-        let _write = self.writes.lock().await;
+    /// Hands every stored change the sink has not taken to it, in the
+    /// order they were written, including those it refused before. Stops
+    /// at the first [`SinkError::Unavailable`], which it returns, so that a
+    /// sink that is down is not asked once per change.
+    pub async fn hand_over_unsent(&self) -> Result<HandedOver, ScimError> {
+        self.hand_over(true).await
+    }
+
+    /// As [`ScimService::hand_over_unsent`], but leaves out the changes the
+    /// sink refused before: run after every write, it would otherwise offer
+    /// a change the sink cannot take once per write.
+    pub async fn hand_over_new(&self) -> Result<HandedOver, ScimError> {
+        self.hand_over(false).await
+    }
+
+    /// Hands changes over as they are stored, and every `every` all of
+    /// them, those refused before included, until the service is dropped.
+    /// After the sink said it is unavailable, waits `every` before trying
+    /// again, rather than trying once per write.
+    pub async fn hand_over_as_stored(service: Weak<Self>, every: Duration) {
+        let Some(stored) = service.upgrade().map(|s| s.stored_changes()) else {
+            return;
+        };
+        let mut last_full: Option<Instant> = None;
+        loop {
+            let Some(scim) = service.upgrade() else {
+                return;
+            };
+            let full = last_full.is_none_or(|at| at.elapsed() >= every);
+            let result = if full {
+                last_full = Some(Instant::now());
+                scim.hand_over_unsent().await
+            } else {
+                scim.hand_over_new().await
+            };
+            drop(scim);
+            // Both kinds of failure are logged where they happen.
+            if result.is_err() {
+                tokio::time::sleep(every).await;
+                last_full = None;
+                continue;
+            }
+            let _ = tokio::time::timeout(every, stored.notified()).await;
+        }
+    }
+
+    /// How many stored changes the sink has not taken yet.
+    pub async fn unsent(&self) -> Result<usize, ScimError> {
+        Ok(self.repo.unsent().await?.len())
+    }
+
+    // Writes go on while a hand-over runs: a change written meanwhile
+    // keeps its note, since `sent` drops a note only if it is still the
+    // one handed over, and wakes the next hand-over.
+    async fn hand_over(&self, again: bool) -> Result<HandedOver, ScimError> {
+        let mut refused = self.handing.lock().await;
         let mut unsent = self.repo.unsent().await?;
-        unsent.sort_by_key(|u| u.resource.seq);
+        // Only the latest change of each resource is kept, so a group's
+        // may now list a user written after it. Users go first, since a
+        // group's members are users and never the other way round, so the
+        // sink never meets a member it has not been given.
+        unsent.sort_by_key(|u| (u.kind, u.written));
         let origin = self.base_url.as_deref().unwrap_or_default();
-        for (handed, change) in unsent.iter().enumerate() {
+        let mut done = HandedOver::default();
+        for change in &unsent {
+            let key = (
+                change.connector.clone(),
+                change.kind,
+                change.resource.id.clone(),
+            );
+            if !again && refused.get(&key) == Some(&change.written) {
+                done.refused += 1;
+                continue;
+            }
             let ctx = Context {
                 connector: change.connector.clone(),
                 base: format!("{origin}/scim/v2/{}", change.connector),
@@ -283,28 +374,50 @@ impl ScimService {
             } else {
                 self.sink.upserted(&ctx.connector, change.kind, &out).await
             };
-            if let Err(e) = result {
-                tracing::warn!(handed, left = unsent.len() - handed, problem = %e, "Unsent SCIM changes still not taken in");
-                return Err(ScimError::Unavailable(e));
+            match result {
+                Ok(()) => {
+                    refused.remove(&key);
+                    self.mark_sent(change).await;
+                    done.handed += 1;
+                }
+                Err(SinkError::Refused(problem)) => {
+                    tracing::warn!(
+                        connector = %change.connector,
+                        kind = change.kind.name(),
+                        id = %change.resource.id,
+                        %problem,
+                        "SCIM change stored but refused by org-mesh; it stays stored and is offered again later"
+                    );
+                    refused.insert(key, change.written);
+                    done.refused += 1;
+                }
+                Err(SinkError::Unavailable(problem)) => {
+                    tracing::warn!(
+                        handed = done.handed,
+                        left = unsent.len() - done.handed - done.refused,
+                        %problem,
+                        "Stored SCIM changes not taken in yet; they are offered again later"
+                    );
+                    return Err(ScimError::Unavailable(problem));
+                }
             }
-            self.mark_sent(&ctx.connector, change.kind, &change.resource.id)
-                .await;
         }
-        if !unsent.is_empty() {
-            tracing::info!(
-                handed = unsent.len(),
-                "Handed over SCIM changes stored earlier"
+        if done.handed > 0 {
+            tracing::debug!(
+                handed = done.handed,
+                refused = done.refused,
+                "Handed over stored SCIM changes"
             );
         }
-        Ok(unsent.len())
+        Ok(done)
     }
 
     /// Drops the unsent note of a change the sink took. Failing to drop it
     /// only means the change is handed over once more, which the sink takes
     /// as the same state again.
-    async fn mark_sent(&self, connector: &str, kind: ResourceKind, id: &str) {
-        if let Err(e) = self.repo.sent(connector, kind, id).await {
-            tracing::warn!(id, error = %e, "Cannot note a SCIM change as handed over; it will be handed over again");
+    async fn mark_sent(&self, change: &Unsent) {
+        if let Err(e) = self.repo.sent(change).await {
+            tracing::warn!(id = %change.resource.id, error = %e, "Cannot note a SCIM change as handed over; it will be handed over again");
         }
     }
 
@@ -409,28 +522,6 @@ impl ScimService {
         }
         Ok(())
     }
-
-    async fn notify_upsert(
-        &self,
-        ctx: &Context,
-        kind: ResourceKind,
-        stored: &StoredResource,
-    ) -> Result<Value, ScimError> {
-        let out = served(ctx, kind, stored);
-        self.sink
-            .upserted(&ctx.connector, kind, &out)
-            .await
-            .map_err(|e| sink_failed(&e))?;
-        self.mark_sent(&ctx.connector, kind, &stored.id).await;
-        Ok(out)
-    }
-}
-
-fn sink_failed(problem: &str) -> ScimError {
-    tracing::warn!(%problem, "SCIM change stored but not taken in by org-mesh");
-    ScimError::Unavailable(format!(
-        "the change was stored, but org-mesh could not take it in ({problem}); retry later"
-    ))
 }
 
 /// Compares tokens through their digests, so the time taken reveals neither

@@ -195,6 +195,14 @@ async fn status(
         None => json!({"backend": kind, "state": "up"}),
         Some(e) => json!({"backend": kind, "state": "down", "error": e}),
     };
+    // Changes an identity provider pushed that are stored but not queued
+    // for the twin yet; absent when this replica serves no SCIM. Read
+    // before the queue: a change leaves this count only once queued, so
+    // a caller seeing both at 0 knows none is in between.
+    let scim = match &service.scim {
+        Some(scim) => Some(json!({"unsent": scim.unsent().await.ok()})),
+        None => None,
+    };
     let depth = service.shared.queue.depth().await.ok();
     Ok(Json(json!({
         "replica": service.replica,
@@ -203,6 +211,7 @@ async fn status(
         "graph": backend(format!("{:?}", service.config.graph.backend).to_lowercase(), service.health.graph()),
         "cache": backend(service.shared.coordination.backend().to_string(), service.health.cache()),
         "queue": {"backend": service.shared.queue.backend(), "depth": depth},
+        "scim": scim,
         "twin_version": service.evaluated_at.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }

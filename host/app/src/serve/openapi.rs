@@ -51,7 +51,7 @@ pub fn document() -> Value {
             "/api/v1/entities/{label}/{key}": {"get": get("One node with its edges and change history", "viewer")},
             "/api/v1/plugins": {"get": get("Loaded plugin instances, their calls, failures and quarantine", "viewer")},
             "/api/v1/policies": {"get": get("The policy set in service: its version, files and tests", "viewer")},
-            "/api/v1/status": {"get": get("This replica: whether its graph store and cache answer, the depth of the change queue", "viewer")},
+            "/api/v1/status": {"get": get("This replica: whether its graph store and cache answer, the depth of the change queue, the SCIM changes stored but not queued yet", "viewer")},
             "/api/v1/whoami": {"get": get("The name and role of the caller's token", "viewer")},
             "/api/v1/events": {"get": get("Server-sent events naming what changed (findings, proposals, plugins, reloads, or all); a heartbeat every 15 s, closed after 30 min and at shutdown", "viewer")},
             "/api/v1/campaigns/{fingerprint}": {"get": get("A narrative campaign: its finding, accounts, targets, cited messages (query: messages, default 50) and a timeline", "viewer")},

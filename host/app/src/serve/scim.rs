@@ -4,13 +4,14 @@
 //! send it) is `org-mesh-scim`; what a stored user or group means for the
 //! twin is the SCIM connector plugin's to say, as for its syncs. Each
 //! stored change is handed to the connector as `PUT` or `DELETE` of the
-//! resource, and the records it returns are queued for the twin.
+//! resource, after the identity provider has its answer, and the records
+//! it returns are queued for the twin.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use org_mesh_runtime::Incoming;
-use org_mesh_scim::{ResourceKind, ScimSink};
+use org_mesh_scim::{ResourceKind, ScimService, ScimSink, SinkError};
 
 use super::Service;
 
@@ -32,20 +33,20 @@ impl TwinSink {
         method: &str,
         kind: ResourceKind,
         resource: &serde_json::Value,
-    ) -> Result<(), String> {
+    ) -> Result<(), SinkError> {
         let service = self
             .service
             .get()
             .and_then(Weak::upgrade)
-            .ok_or("the service is shutting down")?;
+            .ok_or_else(|| SinkError::Unavailable("the service is shutting down".into()))?;
         let plugin = service
             .twin
             .connector(connector)
-            .ok_or_else(|| format!("connector {connector:?} is not loaded"))?;
+            .ok_or_else(|| SinkError::Refused(format!("connector {connector:?} is not loaded")))?;
         let id = resource
             .get("id")
             .and_then(|v| v.as_str())
-            .ok_or("the stored resource has no id")?;
+            .ok_or_else(|| SinkError::Refused("the stored resource has no id".into()))?;
         let collection = match kind {
             ResourceKind::User => "Users",
             ResourceKind::Group => "Groups",
@@ -54,16 +55,19 @@ impl TwinSink {
             method: method.into(),
             path: format!("/{collection}/{id}"),
             headers: vec![("content-type".into(), "application/scim+json".into())],
-            body: serde_json::to_vec(resource).map_err(|e| e.to_string())?,
+            body: serde_json::to_vec(resource).map_err(|e| SinkError::Refused(e.to_string()))?,
         };
-        let handled = plugin.handle(&request).await.map_err(|e| e.to_string())?;
+        let handled = plugin
+            .handle(&request)
+            .await
+            .map_err(|e| SinkError::Refused(format!("{e:#}")))?;
         for s in &handled.skipped {
             tracing::warn!(%connector, skipped = %s, "Record from SCIM left out");
         }
         service
             .accept(connector, handled.batch)
             .await
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| SinkError::Unavailable(format!("{e:#}")))?;
         Ok(())
     }
 }
@@ -75,7 +79,7 @@ impl ScimSink for TwinSink {
         connector: &str,
         kind: ResourceKind,
         resource: &serde_json::Value,
-    ) -> Result<(), String> {
+    ) -> Result<(), SinkError> {
         self.forward(connector, "PUT", kind, resource).await
     }
 
@@ -84,26 +88,23 @@ impl ScimSink for TwinSink {
         connector: &str,
         kind: ResourceKind,
         last: &serde_json::Value,
-    ) -> Result<(), String> {
+    ) -> Result<(), SinkError> {
         self.forward(connector, "DELETE", kind, last).await
     }
 }
 
-/// How often stored SCIM changes the twin has not taken are handed over
-/// again. They are rare (a queue that refused them, a process killed
-/// between storing and queueing) and the check reads an empty table.
+/// How often every stored SCIM change the twin has not taken is offered
+/// again, those it refused included. They are rare (a plugin that failed
+/// on one, a queue that was down, a process killed between storing and
+/// queueing) and the check reads an empty table.
 const HAND_OVER_EVERY: Duration = Duration::from_secs(10);
 
-/// Hands over SCIM changes stored but not taken in, at start and then
-/// every [`HAND_OVER_EVERY`], until the service goes away.
+/// Hands stored SCIM changes to the twin as they are stored, until the
+/// service goes away.
 pub async fn hand_over_unsent(service: Weak<Service>) {
-    loop {
-        let Some(scim) = service.upgrade().and_then(|s| s.scim.clone()) else {
-            return;
-        };
-        // The service logs what it handed over and why it stopped.
-        let _ = scim.hand_over_unsent().await;
-        drop(scim);
-        tokio::time::sleep(HAND_OVER_EVERY).await;
-    }
+    let Some(scim) = service.upgrade().and_then(|s| s.scim.clone()) else {
+        return;
+    };
+    let scim = Arc::downgrade(&scim);
+    ScimService::hand_over_as_stored(scim, HAND_OVER_EVERY).await;
 }

@@ -80,7 +80,7 @@ async fn scim(table: &mut Table, bin: &Path, cache: &Path, size: usize) -> anyho
         eprintln!("latency: all in org-mesh's twin after {ours_load:.1?}");
     } else {
         eprintln!(
-            "latency: {backlog} changes still queued for org-mesh's twin after {ours_load:.1?}; timing SCIM while the twin takes them in"
+            "latency: {backlog} changes still on their way to org-mesh's twin after {ours_load:.1?}; timing SCIM while the twin takes them in"
         );
     }
     if loaded == 0 {

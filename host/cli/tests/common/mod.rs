@@ -195,7 +195,8 @@ pub async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) ->
 }
 
 /// Waits until every accepted change is applied: pushed changes are
-/// queued, and the answer to a push comes before the twin has them.
+/// queued (SCIM changes are stored, then queued), and the answer to a push
+/// comes before the twin has them.
 pub async fn settled(http: &reqwest::Client, base: &str) {
     settled_as(http, base, VIEWER).await;
 }
@@ -205,7 +206,8 @@ pub async fn settled_as(http: &reqwest::Client, base: &str, token: &str) {
     for _ in 0..300 {
         let (status, body) = get_json(http, &format!("{base}/api/v1/status"), Some(token)).await;
         assert_eq!(status, 200, "{body}");
-        if body["queue"]["depth"] == 0 {
+        let scim_unsent = body["scim"]["unsent"].as_u64().unwrap_or(0);
+        if scim_unsent == 0 && body["queue"]["depth"] == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,12 +7,11 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use org_mesh_scim::MemoryRepository;
 use serde_json::json;
 
-use crate::common::{Event, OKTA_TOKEN, Server, assert_scim_error, q, reply, start, start_with};
+use crate::common::{OKTA_TOKEN, Server, assert_scim_error, q, reply, start, start_with};
 
 async fn raw(
     server: &Server,
@@ -37,6 +36,7 @@ async fn nothing_stored(server: &Server) {
     let r = server.get("/Users").await;
     assert_eq!(r.status, 200, "the server must keep serving");
     assert_eq!(r.body["totalResults"], 0);
+    assert_eq!(server.service.unsent().await.unwrap(), 0);
     assert!(server.sink.events().is_empty());
 }
 
@@ -84,6 +84,7 @@ async fn bad_requests_are_scim_errors_and_store_nothing() {
             .status,
         204
     );
+    server.service.hand_over_unsent().await.unwrap();
     server.sink.events.lock().unwrap().clear();
 
     let big = json!({"userName": "big", "displayName": "x".repeat(8192)}).to_string();
@@ -209,96 +210,4 @@ async fn unknown_connectors_and_bad_tokens_are_refused() {
     )
     .await;
     assert_scim_error(&r, 401);
-}
-
-#[tokio::test]
-async fn a_failing_sink_keeps_the_resource_and_answers_503() {
-    let server = start().await;
-    server.sink.failing.store(true, Ordering::SeqCst);
-    let r = server
-        .post("/Users", &json!({"userName": "kept@example.com"}))
-        .await;
-    assert_scim_error(&r, 503);
-    assert!(r.body["detail"].as_str().unwrap().contains("stored"));
-    server.sink.failing.store(false, Ordering::SeqCst);
-    let r = server
-        .get(&format!(
-            "/Users?filter={}",
-            q("userName eq \"kept@example.com\"")
-        ))
-        .await;
-    assert_eq!(
-        r.body["totalResults"], 1,
-        "the accepted user must not be lost"
-    );
-}
-
-/// A change the sink refused stays noted as unsent, and is handed over
-/// later even though the identity provider's retry changes nothing: a
-/// retried creation finds the user, a retried deletion gets a 404.
-#[tokio::test]
-async fn a_change_the_sink_refused_is_handed_over_later() {
-    let server = start().await;
-    // The recording sink notes a call even when it refuses it.
-    let calls = |deleted: bool, id: &str| {
-        server
-            .sink
-            .events()
-            .iter()
-            .filter(|e| match e {
-                Event::Upserted(_, _, r) => !deleted && r["id"] == id,
-                Event::Deleted(_, _, r) => deleted && r["id"] == id,
-            })
-            .count()
-    };
-    server.sink.failing.store(true, Ordering::SeqCst);
-    let r = server
-        .post("/Users", &json!({"userName": "late@example.com"}))
-        .await;
-    assert_scim_error(&r, 503);
-    server.sink.failing.store(false, Ordering::SeqCst);
-    let found = server
-        .get(&format!(
-            "/Users?filter={}",
-            q("userName eq \"late@example.com\"")
-        ))
-        .await;
-    let id = found.body["Resources"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(calls(false, &id), 1, "only the refused call so far");
-    assert_eq!(server.service.hand_over_unsent().await.unwrap(), 1);
-    assert_eq!(calls(false, &id), 2, "the user reached the sink");
-    assert_eq!(
-        server.service.hand_over_unsent().await.unwrap(),
-        0,
-        "handed over once"
-    );
-
-    server.sink.failing.store(true, Ordering::SeqCst);
-    assert_scim_error(&server.delete(&format!("/Users/{id}")).await, 503);
-    server.sink.failing.store(false, Ordering::SeqCst);
-    assert_scim_error(&server.delete(&format!("/Users/{id}")).await, 404);
-    assert_eq!(calls(true, &id), 1, "only the refused deletion so far");
-    assert_eq!(server.service.hand_over_unsent().await.unwrap(), 1);
-    assert_eq!(calls(true, &id), 2, "the deletion reached the sink");
-    assert!(server.sink.last(&id).is_none());
-}
-
-#[tokio::test]
-async fn a_sink_still_failing_keeps_the_change_unsent_and_says_so() {
-    let server = start().await;
-    server.sink.failing.store(true, Ordering::SeqCst);
-    let r = server
-        .post("/Users", &json!({"userName": "waiting@example.com"}))
-        .await;
-    assert_scim_error(&r, 503);
-    let refused = server.service.hand_over_unsent().await;
-    assert!(
-        refused.is_err_and(|e| e.to_string().contains("not accepting")),
-        "the sink's problem is named"
-    );
-    server.sink.failing.store(false, Ordering::SeqCst);
-    assert_eq!(server.service.hand_over_unsent().await.unwrap(), 1);
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use org_mesh_scim::{
-    Endpoint, MemoryRepository, ResourceKind, ScimRepository, ScimService, ScimSink, router,
+    Endpoint, MemoryRepository, ResourceKind, ScimRepository, ScimService, ScimSink, SinkError,
+    router,
 };
 use serde_json::Value;
 
@@ -23,7 +24,8 @@ pub enum Event {
     Deleted(String, ResourceKind, Value),
 }
 
-/// Remembers every call, and fails on demand.
+/// Remembers every call, says it is unavailable on demand, and refuses
+/// every user whose `userName` starts with `refused`.
 #[derive(Debug, Default)]
 pub struct RecordingSink {
     pub events: Mutex<Vec<Event>>,
@@ -48,10 +50,29 @@ impl RecordingSink {
         last
     }
 
-    fn record(&self, event: Event) -> Result<(), String> {
+    /// How many times the sink was offered a change of `id`.
+    pub fn offers(&self, id: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| match e {
+                Event::Upserted(_, _, r) | Event::Deleted(_, _, r) => r["id"] == id,
+            })
+            .count()
+    }
+
+    fn record(&self, event: Event) -> Result<(), SinkError> {
+        let (Event::Upserted(_, _, resource) | Event::Deleted(_, _, resource)) = &event;
+        let refused = resource["userName"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("refused"));
         self.events.lock().unwrap().push(event);
         if self.failing.load(Ordering::SeqCst) {
-            return Err("the twin is not accepting changes".to_owned());
+            return Err(SinkError::Unavailable(
+                "the twin is not accepting changes".to_owned(),
+            ));
+        }
+        if refused {
+            return Err(SinkError::Refused("this user cannot be taken".to_owned()));
         }
         Ok(())
     }
@@ -59,10 +80,10 @@ impl RecordingSink {
 
 #[async_trait::async_trait]
 impl ScimSink for RecordingSink {
-    async fn upserted(&self, c: &str, k: ResourceKind, r: &Value) -> Result<(), String> {
+    async fn upserted(&self, c: &str, k: ResourceKind, r: &Value) -> Result<(), SinkError> {
         self.record(Event::Upserted(c.to_owned(), k, r.clone()))
     }
-    async fn deleted(&self, c: &str, k: ResourceKind, r: &Value) -> Result<(), String> {
+    async fn deleted(&self, c: &str, k: ResourceKind, r: &Value) -> Result<(), SinkError> {
         self.record(Event::Deleted(c.to_owned(), k, r.clone()))
     }
 }
@@ -125,6 +146,14 @@ pub async fn start_with(repo: Arc<dyn ScimRepository>, body_limit: Option<usize>
     }
 }
 
+/// A PatchOp message carrying `ops`.
+pub fn patch_op(ops: Value) -> Value {
+    let mut body =
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]});
+    body["Operations"] = ops;
+    body
+}
+
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
@@ -145,6 +174,13 @@ impl Server {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Hands the stored changes over, as the host does after each write,
+    /// and returns the last resource the sink then has for `id`.
+    pub async fn last_handed(&self, id: &str) -> Option<Value> {
+        self.service.hand_over_new().await.unwrap();
+        self.sink.last(id)
     }
 
     /// Sends a request with the connector's token and SCIM JSON body.

@@ -10,15 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::common::{ENTRA_TOKEN, q, reply, start};
+use crate::common::{ENTRA_TOKEN, patch_op, q, reply, start};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-
-fn patch_op(ops: Value) -> Value {
-    let mut body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]});
-    body["Operations"] = ops;
-    body
-}
 
 fn entra_user(upn: &str, nickname: &str) -> Value {
     json!({
@@ -107,7 +101,7 @@ async fn entra_provisioning_sequence() {
         json!([{"type": "mobile", "value": "+1 555 0100"}])
     );
     assert_eq!(
-        server.sink.last(&id).unwrap()[ENTERPRISE]["employeeNumber"],
+        server.last_handed(&id).await.unwrap()[ENTERPRISE]["employeeNumber"],
         "101"
     );
 
@@ -120,7 +114,7 @@ async fn entra_provisioning_sequence() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["active"], false);
-    assert_eq!(server.sink.last(&id).unwrap()["active"], false);
+    assert_eq!(server.last_handed(&id).await.unwrap()["active"], false);
     let r = server
         .patch(
             &format!("/Users/{id}"),
@@ -194,7 +188,10 @@ async fn entra_provisioning_sequence() {
     assert_eq!(r.status, 204);
     let g = server.get(&format!("/Groups/{gid}")).await.body;
     assert_eq!(g["members"], json!([{"value": id}, {"value": carol}]));
-    assert_eq!(server.sink.last(&gid).unwrap()["members"], g["members"]);
+    assert_eq!(
+        server.last_handed(&gid).await.unwrap()["members"],
+        g["members"]
+    );
 
     // Replace of displayName answers 204.
     let r = server
@@ -229,7 +226,7 @@ async fn entra_provisioning_sequence() {
     let r = server.delete(&format!("/Users/{id}")).await;
     assert_eq!(r.status, 204);
     assert_eq!(server.get(&format!("/Users/{id}")).await.status, 404);
-    assert!(server.sink.last(&id).is_none());
+    assert!(server.last_handed(&id).await.is_none());
     // Entra's users never appear to the Okta connector.
     let okta = start().await;
     assert_eq!(okta.get("/Users").await.body["totalResults"], 0);

@@ -5,5 +5,6 @@ mod bad_input;
 mod common;
 mod embedded;
 mod entra;
+mod handover;
 mod okta;
 mod peer;

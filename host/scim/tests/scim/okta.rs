@@ -55,7 +55,7 @@ async fn okta_provisioning_sequence() {
         "password must never be returned"
     );
     assert_eq!(
-        server.sink.last(&id).unwrap()["userName"],
+        server.last_handed(&id).await.unwrap()["userName"],
         "user0@example.com"
     );
     let dup = server
@@ -99,7 +99,7 @@ async fn okta_provisioning_sequence() {
     assert_eq!(r.body["name"]["familyName"], "Renamed");
     assert_eq!(r.body["id"], id.as_str());
     assert_eq!(
-        server.sink.last(&id).unwrap()["name"]["familyName"],
+        server.last_handed(&id).await.unwrap()["name"]["familyName"],
         "Renamed"
     );
 
@@ -119,7 +119,7 @@ async fn okta_provisioning_sequence() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["active"], false);
     assert_eq!(r.body["name"]["familyName"], "Renamed");
-    assert_eq!(server.sink.last(&id).unwrap()["active"], false);
+    assert_eq!(server.last_handed(&id).await.unwrap()["active"], false);
 
     // Push a group, then rename it with its own id resent.
     let r = server
@@ -188,7 +188,10 @@ async fn okta_provisioning_sequence() {
         vec![b.as_str(), c.as_str()],
         "no duplicates, a removed"
     );
-    assert_eq!(server.sink.last(&gid).unwrap()["members"], g["members"]);
+    assert_eq!(
+        server.last_handed(&gid).await.unwrap()["members"],
+        g["members"]
+    );
 
     // A full push replaces members.
     let r = server
@@ -218,7 +221,7 @@ async fn okta_provisioning_sequence() {
     let r = server.get(&format!("/Groups/{gid}")).await;
     assert_eq!(r.status, 404);
     assert!(!r.body["detail"].as_str().unwrap().is_empty());
-    assert!(server.sink.last(&gid).is_none());
+    assert!(server.last_handed(&gid).await.is_none());
     assert!(matches!(
         server.sink.events().last(),
         Some(Event::Deleted(c, _, g)) if c == "okta" && g["id"] == gid.as_str()
