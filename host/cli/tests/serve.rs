@@ -175,6 +175,7 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         "org_mesh_plugin_calls_total",
         "org_mesh_policy_evaluation_duration_seconds_count",
         "org_mesh_reload_total{kind=\"policy\",outcome=\"rejected\"} 0",
+        "org_mesh_scim_unsent ",
     ] {
         assert!(
             metrics.contains(name),

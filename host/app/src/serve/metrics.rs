@@ -19,6 +19,7 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
     pub queue_depth: IntGauge,
+    pub scim_unsent: IntGauge,
     pub changes: IntCounterVec,
     pub backend_up: IntGaugeVec,
     pub messages_forgotten: IntCounter,
@@ -127,6 +128,10 @@ impl Metrics {
                 "org_mesh_queue_depth",
                 "Changes waiting to be applied and evaluated",
             )?,
+            scim_unsent: IntGauge::new(
+                "org_mesh_scim_unsent",
+                "SCIM changes stored and answered but not queued for the twin yet",
+            )?,
             changes: IntCounterVec::new(
                 Opts::new(
                     "org_mesh_changes_total",
@@ -157,6 +162,7 @@ impl Metrics {
         registry.register(Box::new(m.reloads.clone()))?;
         registry.register(Box::new(m.webhook_deliveries.clone()))?;
         registry.register(Box::new(m.queue_depth.clone()))?;
+        registry.register(Box::new(m.scim_unsent.clone()))?;
         registry.register(Box::new(m.changes.clone()))?;
         registry.register(Box::new(m.backend_up.clone()))?;
         registry.register(Box::new(m.messages_forgotten.clone()))?;

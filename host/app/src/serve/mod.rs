@@ -776,6 +776,16 @@ async fn probe(service: Arc<Service>) {
             Err(e) => service.health.cache_failed(&e),
         }
         service.refresh_depth().await;
+        // Here rather than after each change: it reads every note, and
+        // during an import there can be hundreds.
+        if let Some(scim) = &service.scim
+            && let Ok(unsent) = scim.unsent().await
+        {
+            service
+                .metrics
+                .scim_unsent
+                .set(i64::try_from(unsent).unwrap_or(i64::MAX));
+        }
         tokio::time::sleep(PROBE_EVERY).await;
     }
 }
