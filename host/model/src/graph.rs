@@ -175,6 +175,20 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty() && self.edges.is_empty() && self.complete.is_empty()
     }
+
+    /// Adds `other`'s records and coverage to this batch when both are
+    /// partial or both whole; otherwise hands `other` back untouched, since
+    /// a merge and a replacement cannot be applied as one batch. Merged
+    /// batches should not carry the same node or edge twice.
+    pub fn try_extend(&mut self, other: Batch) -> Result<(), Batch> {
+        if self.partial != other.partial {
+            return Err(other);
+        }
+        self.nodes.extend(other.nodes);
+        self.edges.extend(other.edges);
+        self.complete.extend(other.complete);
+        Ok(())
+    }
 }
 
 /// Where a stored fact came from and when.

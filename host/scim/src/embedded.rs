@@ -420,9 +420,11 @@ impl ScimRepository for EmbeddedRepository {
         .await
     }
 
-    async fn sent(&self, change: &Unsent) -> Result<(), RepositoryError> {
-        let key = key(&change.connector, change.kind, &change.resource.id);
-        let written = change.written;
+    async fn sent(&self, changes: &[Unsent]) -> Result<(), RepositoryError> {
+        let notes: Vec<(String, u64)> = changes
+            .iter()
+            .map(|c| (key(&c.connector, c.kind, &c.resource.id), c.written))
+            .collect();
         // Not synced: a note lost in a crash only hands the change over
         // once more, which the sink takes as the same state again.
         self.run(move |db, path| {
@@ -431,21 +433,23 @@ impl ScimRepository for EmbeddedRepository {
                 let mut table = txn
                     .open_table(UNSENT)
                     .step(path, "opening unsent changes")?;
-                let still_this = match table.get(key.as_str()).step(path, "reading a change")? {
-                    Some(v) => {
-                        let noted: Change =
-                            serde_json::from_slice(v.value()).map_err(RepositoryError::Decode)?;
-                        noted.written == written
+                for (key, written) in &notes {
+                    let still_this = match table.get(key.as_str()).step(path, "reading a change")? {
+                        Some(v) => {
+                            let noted: Change = serde_json::from_slice(v.value())
+                                .map_err(RepositoryError::Decode)?;
+                            noted.written == *written
+                        }
+                        None => false,
+                    };
+                    if still_this {
+                        table
+                            .remove(key.as_str())
+                            .step(path, "marking a change sent")?;
                     }
-                    None => false,
-                };
-                if still_this {
-                    table
-                        .remove(key.as_str())
-                        .step(path, "marking a change sent")?;
                 }
             }
-            txn.commit().step(path, "committing a sent change")
+            txn.commit().step(path, "committing sent changes")
         })
         .await
     }

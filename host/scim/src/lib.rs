@@ -33,23 +33,33 @@ pub enum ResourceKind {
     Group,
 }
 
+/// A stored change offered to a [`ScimSink`]: the resource as served, or
+/// the last of it when the identity provider deleted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offered {
+    pub kind: ResourceKind,
+    pub deleted: bool,
+    pub resource: serde_json::Value,
+}
+
 /// Receives every change the identity provider makes, after it is stored.
 #[async_trait::async_trait]
 pub trait ScimSink: Send + Sync + std::fmt::Debug {
-    /// Called after a create/replace/modify is stored, with the stored resource as served.
-    async fn upserted(
+    /// Takes stored changes of one connector: users before groups, each in
+    /// the order written, and never two of one resource. A sink may take
+    /// them together, as one unit of work, rather than one at a time; an
+    /// identity provider's import leaves hundreds waiting.
+    ///
+    /// Answers, for each change in the order offered, whether it was taken
+    /// or refused and why; a refused change does not stop the others. An
+    /// error means that none was taken: [`SinkError::Unavailable`] that
+    /// offering more is pointless for now, [`SinkError::Refused`] that
+    /// every one of them is refused for the reason given.
+    async fn take(
         &self,
         connector: &str,
-        kind: ResourceKind,
-        resource: &serde_json::Value,
-    ) -> Result<(), SinkError>;
-    /// Called after a delete, with the last stored resource.
-    async fn deleted(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        last: &serde_json::Value,
-    ) -> Result<(), SinkError>;
+        changes: &[Offered],
+    ) -> Result<Vec<Result<(), String>>, SinkError>;
 }
 
 /// Why a sink did not take a change. Either way the change stays stored
@@ -60,7 +70,7 @@ pub enum SinkError {
     /// or it is stopping), so offering it the next change is pointless.
     #[error("{0}")]
     Unavailable(String),
-    /// The sink cannot take this change; others may still go through.
+    /// The sink cannot take these changes; others may still go through.
     #[error("{0}")]
     Refused(String),
 }

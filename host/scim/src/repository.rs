@@ -99,10 +99,10 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
     /// Every change not yet marked [`sent`](ScimRepository::sent), the
     /// latest of each resource, in the order they were written.
     async fn unsent(&self) -> Result<Vec<Unsent>, RepositoryError>;
-    /// Marks `change` as taken by the sink, unless a later change of the
-    /// same resource has been written since it was read: that one stays
-    /// unsent.
-    async fn sent(&self, change: &Unsent) -> Result<(), RepositoryError>;
+    /// Marks `changes` as taken by the sink, in one write, except those of
+    /// which a later change has been written since they were read: that
+    /// one stays unsent.
+    async fn sent(&self, changes: &[Unsent]) -> Result<(), RepositoryError>;
 }
 
 type Key = (String, ResourceKind, String);
@@ -251,11 +251,13 @@ impl ScimRepository for MemoryRepository {
         Ok(found)
     }
 
-    async fn sent(&self, change: &Unsent) -> Result<(), RepositoryError> {
-        let key = key(&change.connector, change.kind, &change.resource.id);
+    async fn sent(&self, changes: &[Unsent]) -> Result<(), RepositoryError> {
         self.with(|s| {
-            if s.unsent.get(&key).is_some_and(|n| n.2 == change.written) {
-                s.unsent.remove(&key);
+            for change in changes {
+                let key = key(&change.connector, change.kind, &change.resource.id);
+                if s.unsent.get(&key).is_some_and(|n| n.2 == change.written) {
+                    s.unsent.remove(&key);
+                }
             }
         });
         Ok(())

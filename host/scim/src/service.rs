@@ -15,7 +15,7 @@ use crate::filter::{CompareOp, Filter};
 use crate::project::Projection;
 use crate::repository::{ScimRepository, StoredResource, Unsent};
 use crate::schema::{LIST_SCHEMA, MAX_RESULTS, key_of};
-use crate::{ResourceKind, ScimSink, SinkError, filter, patch, resource};
+use crate::{Offered, ResourceKind, ScimSink, SinkError, filter, patch, resource};
 
 /// The default largest request body, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -43,8 +43,8 @@ impl std::fmt::Debug for Endpoint {
 /// durable commit, and is answered once that commit is done. The sink is
 /// not on the request's path: [`ScimService::hand_over_new`], woken by
 /// every write, hands the noted changes to it (users before groups, each
-/// in the order they were written) and drops each note once the sink took
-/// it. A change the sink
+/// in the order they were written, many at once when many are waiting)
+/// and drops each note once the sink took it. A change the sink
 /// did not take keeps its note and is offered again by
 /// [`ScimService::hand_over_unsent`], which the host runs now and then, so
 /// that neither a sink that is down nor a crash between the commit and the
@@ -52,10 +52,12 @@ impl std::fmt::Debug for Endpoint {
 /// problem of the sink's: its retry would not help, since a retried PATCH
 /// changes nothing and a retried creation finds the user.
 ///
-/// Lists, filters and uniqueness checks read every resource of one kind of
-/// one connector from the repository and work in memory: fine for the tens
-/// of thousands of accounts an organisation has, but each request costs a
-/// full scan, so a repository-side index is the fix if that grows.
+/// The look-up identity providers make before every assignment (a filter
+/// `userName eq` or `displayName eq`) and the uniqueness check of every
+/// write read one resource through the repository's name index. Any other
+/// filter, and a list without one, reads every resource of one kind of one
+/// connector and works in memory: fine for the tens of thousands of
+/// accounts an organisation has, but a full scan each time.
 #[derive(Debug)]
 pub struct ScimService {
     repo: Arc<dyn ScimRepository>,
@@ -72,6 +74,21 @@ pub struct ScimService {
     /// each by its resource and [`Unsent::written`], so that a hand-over
     /// of new changes does not offer them again.
     handing: tokio::sync::Mutex<BTreeMap<(String, ResourceKind, String), u64>>,
+}
+
+/// The most stored changes offered to the sink at once. An identity
+/// provider's import leaves hundreds waiting, and the twin takes a batch
+/// of them for little more than the cost of one; past a few hundred, the
+/// batch only grows the unit of work that a failure has to repeat.
+const HAND_OVER_AT_ONCE: usize = 256;
+
+/// A hand-over's key for a change: its resource.
+fn note_key(change: &Unsent) -> (String, ResourceKind, String) {
+    (
+        change.connector.clone(),
+        change.kind,
+        change.resource.id.clone(),
+    )
 }
 
 /// What one hand-over did.
@@ -347,60 +364,77 @@ impl ScimService {
     async fn hand_over(&self, again: bool) -> Result<HandedOver, ScimError> {
         let mut refused = self.handing.lock().await;
         let mut unsent = self.repo.unsent().await?;
+        let mut done = HandedOver::default();
+        if !again {
+            let all = unsent.len();
+            unsent.retain(|change| refused.get(&note_key(change)) != Some(&change.written));
+            done.refused = all - unsent.len();
+        }
         // Only the latest change of each resource is kept, so a group's
         // may now list a user written after it. Users go first, since a
         // group's members are users and never the other way round, so the
         // sink never meets a member it has not been given.
-        unsent.sort_by_key(|u| (u.kind, u.written));
+        unsent.sort_by(|a, b| {
+            (&a.connector, a.kind, a.written).cmp(&(&b.connector, b.kind, b.written))
+        });
         let origin = self.base_url.as_deref().unwrap_or_default();
-        let mut done = HandedOver::default();
-        for change in &unsent {
-            let key = (
-                change.connector.clone(),
-                change.kind,
-                change.resource.id.clone(),
-            );
-            if !again && refused.get(&key) == Some(&change.written) {
-                done.refused += 1;
-                continue;
-            }
+        let mut left = unsent.len();
+        for part in unsent
+            .chunk_by(|a, b| a.connector == b.connector)
+            .flat_map(|of_one| of_one.chunks(HAND_OVER_AT_ONCE))
+        {
             let ctx = Context {
-                connector: change.connector.clone(),
-                base: format!("{origin}/scim/v2/{}", change.connector),
+                connector: part[0].connector.clone(),
+                base: format!("{origin}/scim/v2/{}", part[0].connector),
             };
-            let out = served(&ctx, change.kind, &change.resource);
-            let result = if change.deleted {
-                self.sink.deleted(&ctx.connector, change.kind, &out).await
-            } else {
-                self.sink.upserted(&ctx.connector, change.kind, &out).await
-            };
-            match result {
-                Ok(()) => {
-                    refused.remove(&key);
-                    self.mark_sent(change).await;
-                    done.handed += 1;
-                }
-                Err(SinkError::Refused(problem)) => {
-                    tracing::warn!(
-                        connector = %change.connector,
-                        kind = change.kind.name(),
-                        id = %change.resource.id,
-                        %problem,
-                        "SCIM change stored but refused by org-mesh; it stays stored and is offered again later"
-                    );
-                    refused.insert(key, change.written);
-                    done.refused += 1;
-                }
+            let offered: Vec<Offered> = part
+                .iter()
+                .map(|change| Offered {
+                    kind: change.kind,
+                    deleted: change.deleted,
+                    resource: served(&ctx, change.kind, &change.resource),
+                })
+                .collect();
+            let outcomes = match self.sink.take(&ctx.connector, &offered).await {
+                Ok(outcomes) => outcomes,
+                Err(SinkError::Refused(problem)) => vec![Err(problem); part.len()],
                 Err(SinkError::Unavailable(problem)) => {
                     tracing::warn!(
                         handed = done.handed,
-                        left = unsent.len() - done.handed - done.refused,
+                        left,
                         %problem,
                         "Stored SCIM changes not taken in yet; they are offered again later"
                     );
                     return Err(ScimError::Unavailable(problem));
                 }
+            };
+            let unanswered = || Err("the sink gave no answer for this change".to_owned());
+            let outcomes = outcomes
+                .into_iter()
+                .chain(std::iter::repeat_with(unanswered));
+            let mut taken = Vec::with_capacity(part.len());
+            for (change, outcome) in part.iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => {
+                        refused.remove(&note_key(change));
+                        taken.push(change.clone());
+                    }
+                    Err(problem) => {
+                        tracing::warn!(
+                            connector = %change.connector,
+                            kind = change.kind.name(),
+                            id = %change.resource.id,
+                            %problem,
+                            "SCIM change stored but refused by org-mesh; it stays stored and is offered again later"
+                        );
+                        refused.insert(note_key(change), change.written);
+                        done.refused += 1;
+                    }
+                }
             }
+            done.handed += taken.len();
+            left -= part.len();
+            self.mark_sent(&taken).await;
         }
         if done.handed > 0 {
             tracing::debug!(
@@ -412,12 +446,15 @@ impl ScimService {
         Ok(done)
     }
 
-    /// Drops the unsent note of a change the sink took. Failing to drop it
-    /// only means the change is handed over once more, which the sink takes
-    /// as the same state again.
-    async fn mark_sent(&self, change: &Unsent) {
-        if let Err(e) = self.repo.sent(change).await {
-            tracing::warn!(id = %change.resource.id, error = %e, "Cannot note a SCIM change as handed over; it will be handed over again");
+    /// Drops the unsent notes of changes the sink took. Failing to drop
+    /// them only means they are handed over once more, which the sink
+    /// takes as the same state again.
+    async fn mark_sent(&self, taken: &[Unsent]) {
+        if taken.is_empty() {
+            return;
+        }
+        if let Err(e) = self.repo.sent(taken).await {
+            tracing::warn!(count = taken.len(), error = %e, "Cannot note SCIM changes as handed over; they will be handed over again");
         }
     }
 

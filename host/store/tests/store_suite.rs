@@ -141,6 +141,7 @@ macro_rules! shared_suite {
         suite::concurrent_applies_all_land,
         suite::a_healthy_store_answers_ping,
         suite::stale_observations_change_nothing,
+        suite::pushes_gathered_into_one_batch_apply_as_one_by_one,
         forget::forgetting_removes_a_node_its_edges_and_their_history,
         forget::forgetting_twice_or_unknown_nodes_is_harmless,
         forget::a_forgotten_node_comes_back_afresh,

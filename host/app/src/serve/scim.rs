@@ -5,13 +5,14 @@
 //! twin is the SCIM connector plugin's to say, as for its syncs. Each
 //! stored change is handed to the connector as `PUT` or `DELETE` of the
 //! resource, after the identity provider has its answer, and the records
-//! it returns are queued for the twin.
+//! it returns for the changes waiting are queued for the twin together.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use org_mesh_runtime::Incoming;
-use org_mesh_scim::{ResourceKind, ScimService, ScimSink, SinkError};
+use org_mesh_model::Batch;
+use org_mesh_runtime::{Incoming, Plugin};
+use org_mesh_scim::{Offered, ResourceKind, ScimService, ScimSink, SinkError};
 
 use super::Service;
 
@@ -27,13 +28,48 @@ impl TwinSink {
         let _ = self.service.set(Arc::downgrade(service));
     }
 
-    async fn forward(
+    /// The connector's records for one stored change, or why it has none.
+    async fn records(connector: &str, plugin: &Plugin, change: &Offered) -> Result<Batch, String> {
+        let id = change
+            .resource
+            .get("id")
+            .and_then(|v| v.as_str())
+            .ok_or("the stored resource has no id")?;
+        let collection = match change.kind {
+            ResourceKind::User => "Users",
+            ResourceKind::Group => "Groups",
+        };
+        let request = Incoming {
+            method: if change.deleted { "DELETE" } else { "PUT" }.into(),
+            path: format!("/{collection}/{id}"),
+            headers: vec![("content-type".into(), "application/scim+json".into())],
+            body: serde_json::to_vec(&change.resource).map_err(|e| e.to_string())?,
+        };
+        let handled = plugin
+            .handle(&request)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        for s in &handled.skipped {
+            tracing::warn!(%connector, skipped = %s, "Record from SCIM left out");
+        }
+        Ok(handled.batch)
+    }
+}
+
+#[async_trait::async_trait]
+impl ScimSink for TwinSink {
+    /// Queues the records of every change the connector has records for as
+    /// one change of the twin, so that an import's hundreds of waiting
+    /// changes cost one queue write and one application to the twin rather
+    /// than one each. Should queueing fail after some of them were queued
+    /// (the connector mixed partial and whole batches), every change is
+    /// offered again later, and the twin takes those it has as the same
+    /// state again.
+    async fn take(
         &self,
         connector: &str,
-        method: &str,
-        kind: ResourceKind,
-        resource: &serde_json::Value,
-    ) -> Result<(), SinkError> {
+        changes: &[Offered],
+    ) -> Result<Vec<Result<(), String>>, SinkError> {
         let service = self
             .service
             .get()
@@ -43,53 +79,30 @@ impl TwinSink {
             .twin
             .connector(connector)
             .ok_or_else(|| SinkError::Refused(format!("connector {connector:?} is not loaded")))?;
-        let id = resource
-            .get("id")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| SinkError::Refused("the stored resource has no id".into()))?;
-        let collection = match kind {
-            ResourceKind::User => "Users",
-            ResourceKind::Group => "Groups",
+        let queue = async |batch: Batch| {
+            service
+                .accept(connector, batch)
+                .await
+                .map(drop)
+                .map_err(|e| SinkError::Unavailable(format!("{e:#}")))
         };
-        let request = Incoming {
-            method: method.into(),
-            path: format!("/{collection}/{id}"),
-            headers: vec![("content-type".into(), "application/scim+json".into())],
-            body: serde_json::to_vec(resource).map_err(|e| SinkError::Refused(e.to_string()))?,
-        };
-        let handled = plugin
-            .handle(&request)
-            .await
-            .map_err(|e| SinkError::Refused(format!("{e:#}")))?;
-        for s in &handled.skipped {
-            tracing::warn!(%connector, skipped = %s, "Record from SCIM left out");
+        let mut outcomes = Vec::with_capacity(changes.len());
+        let mut pending = Batch::default();
+        for change in changes {
+            match Self::records(connector, &plugin, change).await {
+                Ok(batch) => {
+                    if let Err(batch) = pending.try_extend(batch) {
+                        queue(std::mem::replace(&mut pending, batch)).await?;
+                    }
+                    outcomes.push(Ok(()));
+                }
+                Err(problem) => outcomes.push(Err(problem)),
+            }
         }
-        service
-            .accept(connector, handled.batch)
-            .await
-            .map_err(|e| SinkError::Unavailable(format!("{e:#}")))?;
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl ScimSink for TwinSink {
-    async fn upserted(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        resource: &serde_json::Value,
-    ) -> Result<(), SinkError> {
-        self.forward(connector, "PUT", kind, resource).await
-    }
-
-    async fn deleted(
-        &self,
-        connector: &str,
-        kind: ResourceKind,
-        last: &serde_json::Value,
-    ) -> Result<(), SinkError> {
-        self.forward(connector, "DELETE", kind, last).await
+        if !pending.is_empty() {
+            queue(pending).await?;
+        }
+        Ok(outcomes)
     }
 }
 

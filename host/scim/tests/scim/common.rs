@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use org_mesh_scim::{
-    Endpoint, MemoryRepository, ResourceKind, ScimRepository, ScimService, ScimSink, SinkError,
-    router,
+    Endpoint, MemoryRepository, Offered, ResourceKind, ScimRepository, ScimService, ScimSink,
+    SinkError, router,
 };
 use serde_json::Value;
 
@@ -24,17 +24,24 @@ pub enum Event {
     Deleted(String, ResourceKind, Value),
 }
 
-/// Remembers every call, says it is unavailable on demand, and refuses
-/// every user whose `userName` starts with `refused`.
+/// Remembers every change offered and how many came in each offer, says
+/// it is unavailable on demand, and refuses every user whose `userName`
+/// starts with `refused`.
 #[derive(Debug, Default)]
 pub struct RecordingSink {
     pub events: Mutex<Vec<Event>>,
+    pub offers_made: Mutex<Vec<usize>>,
     pub failing: AtomicBool,
 }
 
 impl RecordingSink {
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
+    }
+
+    /// How many changes each offer carried, in the order made.
+    pub fn offer_sizes(&self) -> Vec<usize> {
+        self.offers_made.lock().unwrap().clone()
     }
 
     /// The last resource the sink saw for `id`, or `None` once deleted.
@@ -59,32 +66,39 @@ impl RecordingSink {
             })
             .count()
     }
+}
 
-    fn record(&self, event: Event) -> Result<(), SinkError> {
-        let (Event::Upserted(_, _, resource) | Event::Deleted(_, _, resource)) = &event;
-        let refused = resource["userName"]
-            .as_str()
-            .is_some_and(|n| n.starts_with("refused"));
-        self.events.lock().unwrap().push(event);
+#[async_trait::async_trait]
+impl ScimSink for RecordingSink {
+    async fn take(
+        &self,
+        connector: &str,
+        changes: &[Offered],
+    ) -> Result<Vec<Result<(), String>>, SinkError> {
+        self.offers_made.lock().unwrap().push(changes.len());
+        let mut outcomes = Vec::new();
+        for change in changes {
+            let (kind, resource) = (change.kind, change.resource.clone());
+            self.events.lock().unwrap().push(if change.deleted {
+                Event::Deleted(connector.to_owned(), kind, resource)
+            } else {
+                Event::Upserted(connector.to_owned(), kind, resource)
+            });
+            let refused = change.resource["userName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("refused"));
+            outcomes.push(if refused {
+                Err("this user cannot be taken".to_owned())
+            } else {
+                Ok(())
+            });
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(SinkError::Unavailable(
                 "the twin is not accepting changes".to_owned(),
             ));
         }
-        if refused {
-            return Err(SinkError::Refused("this user cannot be taken".to_owned()));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl ScimSink for RecordingSink {
-    async fn upserted(&self, c: &str, k: ResourceKind, r: &Value) -> Result<(), SinkError> {
-        self.record(Event::Upserted(c.to_owned(), k, r.clone()))
-    }
-    async fn deleted(&self, c: &str, k: ResourceKind, r: &Value) -> Result<(), SinkError> {
-        self.record(Event::Deleted(c.to_owned(), k, r.clone()))
+        Ok(outcomes)
     }
 }
 

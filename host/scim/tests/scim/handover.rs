@@ -103,6 +103,7 @@ async fn a_change_the_sink_refuses_does_not_hold_up_the_others() {
             refused: 1
         }
     );
+    assert_eq!(server.sink.offer_sizes(), [2], "offered together");
     assert!(server.sink.last(&fine).is_some());
 
     // Not offered again after each write, only by a full hand-over.
@@ -184,7 +185,7 @@ async fn a_later_change_stays_unsent(repo: &dyn ScimRepository) {
     repo.put("okta", ResourceKind::User, &version(2))
         .await
         .unwrap();
-    repo.sent(&first).await.unwrap();
+    repo.sent(std::slice::from_ref(&first)).await.unwrap();
     let left = repo.unsent().await.unwrap();
     assert_eq!(left.len(), 1, "the later change is kept");
     assert_eq!(left[0].resource.resource["n"], 2);
@@ -192,11 +193,11 @@ async fn a_later_change_stays_unsent(repo: &dyn ScimRepository) {
 
     let second = left[0].clone();
     repo.delete("okta", ResourceKind::User, "u1").await.unwrap();
-    repo.sent(&second).await.unwrap();
+    repo.sent(std::slice::from_ref(&second)).await.unwrap();
     let left = repo.unsent().await.unwrap();
     assert_eq!(left.len(), 1);
     assert!(left[0].deleted, "the deletion is kept");
-    repo.sent(&left[0]).await.unwrap();
+    repo.sent(&left).await.unwrap();
     assert!(repo.unsent().await.unwrap().is_empty());
 }
 
@@ -234,4 +235,88 @@ async fn each_write_wakes_the_hand_over() {
     looping.abort();
     assert!(reached, "the change never reached the sink");
     assert_eq!(server.service.unsent().await.unwrap(), 0);
+}
+
+/// Changes that waited (an import outrunning the twin, or a sink that was
+/// down) go to the sink together, a bounded number at a time, in order.
+#[tokio::test]
+async fn waiting_changes_reach_the_sink_together() {
+    let server = start().await;
+    server.sink.failing.store(true, Ordering::SeqCst);
+    let group = created(&server, "/Groups", json!({"displayName": "Everyone"})).await;
+    let mut users = Vec::new();
+    for i in 0..300 {
+        let name = format!("user{i}@example.com");
+        users.push(created(&server, "/Users", json!({"userName": name})).await);
+    }
+    let members: Vec<Value> = users.iter().map(|id| json!({"value": id})).collect();
+    let r = server
+        .patch(
+            &format!("/Groups/{group}"),
+            &patch_op(json!([{"op": "add", "path": "members", "value": members}])),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(server.service.hand_over_unsent().await.is_err());
+
+    server.sink.failing.store(false, Ordering::SeqCst);
+    server.sink.events.lock().unwrap().clear();
+    server.sink.offers_made.lock().unwrap().clear();
+    assert_eq!(
+        server.service.hand_over_new().await.unwrap(),
+        HandedOver {
+            handed: 301,
+            refused: 0
+        }
+    );
+    assert_eq!(server.sink.offer_sizes(), [256, 45]);
+    let ids: Vec<String> = server
+        .sink
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Upserted(_, _, r) | Event::Deleted(_, _, r) => {
+                r["id"].as_str().unwrap().to_owned()
+            }
+        })
+        .collect();
+    let mut expected = users.clone();
+    expected.push(group);
+    assert_eq!(ids, expected, "users in the order written, then the group");
+    assert_eq!(server.service.unsent().await.unwrap(), 0);
+}
+
+/// Marking several changes sent at once keeps those rewritten meanwhile.
+async fn sent_together_keeps_the_rewritten(repo: &dyn ScimRepository) {
+    let version = |id: &str, n: u64| StoredResource {
+        id: id.to_owned(),
+        seq: 1,
+        resource: json!({"id": id, "userName": format!("{id}@example.com"), "n": n}),
+    };
+    for id in ["a", "b", "c"] {
+        repo.put("okta", ResourceKind::User, &version(id, 1))
+            .await
+            .unwrap();
+    }
+    let read = repo.unsent().await.unwrap();
+    repo.put("okta", ResourceKind::User, &version("b", 2))
+        .await
+        .unwrap();
+    repo.sent(&read).await.unwrap();
+    let left = repo.unsent().await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].resource.resource["id"], "b");
+    assert_eq!(left[0].resource.resource["n"], 2);
+}
+
+#[tokio::test]
+async fn marking_changes_sent_together_keeps_the_rewritten_in_memory() {
+    sent_together_keeps_the_rewritten(&MemoryRepository::new()).await;
+}
+
+#[tokio::test]
+async fn marking_changes_sent_together_keeps_the_rewritten_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = EmbeddedRepository::open(dir.path().join("scim.redb")).unwrap();
+    sent_together_keeps_the_rewritten(&repo).await;
 }

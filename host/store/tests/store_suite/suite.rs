@@ -692,6 +692,120 @@ pub async fn a_partial_batch_merges_properties(store: Arc<dyn GraphStore>) {
     );
 }
 
+/// Pushed changes of several resources gathered into one partial batch
+/// (how SCIM changes that waited reach the twin) leave what applying them
+/// one by one, users before groups, would: each resource's coverage
+/// reaches only its own edges, and an edge to a node the batch creates is
+/// kept.
+pub async fn pushes_gathered_into_one_batch_apply_as_one_by_one(store: Arc<dyn GraphStore>) {
+    let group = NodeRef::new("Group", "okta:g1");
+    let okta = |login: &str| NodeRef::new("Account", format!("okta:{login}"));
+    let member = |login: &str| edge("MEMBER_OF", &okta(login), &group, &[]);
+    let mut before = batch(
+        vec![
+            node("Account", "okta:ann", &[("active", Value::Boolean(true))]),
+            node("Account", "okta:bo", &[("active", Value::Boolean(true))]),
+            node("Account", "okta:cy", &[("active", Value::Boolean(true))]),
+            node("Group", "okta:g1", &[("name", text("Admins"))]),
+        ],
+        vec![member("ann"), member("bo"), member("cy")],
+        vec![],
+    );
+    before.partial = true;
+    apply(&store, "okta", 0, before).await;
+
+    let pushed = |nodes, edges, complete| Batch {
+        nodes,
+        edges,
+        complete,
+        partial: true,
+    };
+    let new_group = NodeRef::new("Group", "okta:g2");
+    let pushes = [
+        // ann deactivated.
+        pushed(
+            vec![node(
+                "Account",
+                "okta:ann",
+                &[("active", Value::Boolean(false))],
+            )],
+            vec![],
+            vec![],
+        ),
+        // bo deleted: the account kept, its memberships covered as gone.
+        pushed(
+            vec![node(
+                "Account",
+                "okta:bo",
+                &[("active", Value::Boolean(false))],
+            )],
+            vec![],
+            vec![Coverage::EdgesFrom("MEMBER_OF".to_owned(), okta("bo"))],
+        ),
+        // dee created.
+        pushed(vec![node("Account", "okta:dee", &[])], vec![], vec![]),
+        // g1 as last written, before bo's deletion: ann and bo, not cy.
+        pushed(
+            vec![node("Group", "okta:g1", &[("name", text("Admins"))])],
+            vec![member("ann"), member("bo")],
+            vec![Coverage::EdgesTo("MEMBER_OF".to_owned(), group.clone())],
+        ),
+        // g2 created with dee, who is new in this batch too.
+        pushed(
+            vec![node("Group", "okta:g2", &[("name", text("New"))])],
+            vec![edge("MEMBER_OF", &okta("dee"), &new_group, &[])],
+            vec![Coverage::EdgesTo("MEMBER_OF".to_owned(), new_group.clone())],
+        ),
+    ];
+    let mut gathered = Batch {
+        partial: true,
+        ..Batch::default()
+    };
+    for push in pushes {
+        assert!(gathered.try_extend(push).is_ok());
+    }
+    let applied = apply(&store, "okta", 1, gathered).await;
+    let expected: BTreeMap<String, ChangeKind> = [
+        ("Account(okta:ann)", ChangeKind::Updated),
+        ("Account(okta:bo)", ChangeKind::Updated),
+        ("Account(okta:dee)", ChangeKind::Added),
+        ("Group(okta:g1)", ChangeKind::Unchanged),
+        ("Group(okta:g2)", ChangeKind::Added),
+        (
+            "MEMBER_OF Account(okta:ann) -> Group(okta:g1)",
+            ChangeKind::Unchanged,
+        ),
+        // Listed by g1's push, so its deletion's coverage does not end it,
+        // as g1's push applied after the deletion would have restored it.
+        (
+            "MEMBER_OF Account(okta:bo) -> Group(okta:g1)",
+            ChangeKind::Unchanged,
+        ),
+        (
+            "MEMBER_OF Account(okta:cy) -> Group(okta:g1)",
+            ChangeKind::NotObserved,
+        ),
+        (
+            "MEMBER_OF Account(okta:dee) -> Group(okta:g2)",
+            ChangeKind::Added,
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(kinds(&applied), expected);
+
+    let whole = batch(vec![node("Account", "okta:eve", &[])], vec![], vec![]);
+    let mut partial = Batch {
+        partial: true,
+        ..Batch::default()
+    };
+    assert!(
+        partial.try_extend(whole).is_err(),
+        "a whole batch is not merged into a partial one"
+    );
+}
+
 /// A healthy store answers a ping.
 pub async fn a_healthy_store_answers_ping(store: Arc<dyn GraphStore>) {
     store.ping().await.expect("pinging a healthy store");
