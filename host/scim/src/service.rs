@@ -326,7 +326,13 @@ impl ScimService {
     /// them, those refused before included, until the service is dropped.
     /// After the sink said it is unavailable, waits `every` before trying
     /// again, rather than trying once per write.
-    pub async fn hand_over_as_stored(service: Weak<Self>, every: Duration) {
+    ///
+    /// Woken by a write, it waits `gather` before it starts, so that the
+    /// writes right behind it go over with it: during an identity
+    /// provider's import, changes then reach the sink in batches rather
+    /// than one or two at a time, and each change reaches it that much
+    /// later.
+    pub async fn hand_over_as_stored(service: Weak<Self>, every: Duration, gather: Duration) {
         let Some(stored) = service.upgrade().map(|s| s.stored_changes()) else {
             return;
         };
@@ -349,7 +355,9 @@ impl ScimService {
                 last_full = None;
                 continue;
             }
-            let _ = tokio::time::timeout(every, stored.notified()).await;
+            if tokio::time::timeout(every, stored.notified()).await.is_ok() {
+                tokio::time::sleep(gather).await;
+            }
         }
     }
 

@@ -221,6 +221,7 @@ async fn each_write_wakes_the_hand_over() {
     let looping = tokio::spawn(ScimService::hand_over_as_stored(
         Arc::downgrade(&server.service),
         Duration::from_secs(3600),
+        Duration::ZERO,
     ));
     let id = created(&server, "/Users", json!({"userName": "ada@example.com"})).await;
     deactivate(&server, &id).await;
@@ -235,6 +236,36 @@ async fn each_write_wakes_the_hand_over() {
     looping.abort();
     assert!(reached, "the change never reached the sink");
     assert_eq!(server.service.unsent().await.unwrap(), 0);
+}
+
+/// Writes that follow the one that woke the hand-over within its wait go
+/// over with it, in one offer. The wait here is long enough that five
+/// writes in a row fit in it on any machine.
+#[tokio::test]
+async fn writes_right_behind_a_wake_up_go_over_with_it() {
+    let server = start().await;
+    let looping = tokio::spawn(ScimService::hand_over_as_stored(
+        Arc::downgrade(&server.service),
+        Duration::from_secs(3600),
+        Duration::from_secs(5),
+    ));
+    // The loop's first round, a full one, finds nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..5 {
+        let name = format!("user{i}@example.com");
+        created(&server, "/Users", json!({"userName": name})).await;
+    }
+    let mut handed = false;
+    for _ in 0..200 {
+        if server.service.unsent().await.unwrap() == 0 {
+            handed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    looping.abort();
+    assert!(handed, "the writes never reached the sink");
+    assert_eq!(server.sink.offer_sizes(), [5], "one offer for the five");
 }
 
 /// Changes that waited (an import outrunning the twin, or a sink that was
