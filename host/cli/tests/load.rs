@@ -545,14 +545,16 @@ fn drift_digest(plugins: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Waits until no accepted change is left in the shared queue, for longer
+/// Waits until the SCIM replica has handed over every SCIM change it
+/// stored and no accepted change is left in the shared queue, for longer
 /// than `settled` does: the load leaves a backlog.
-async fn drained(http: &reqwest::Client, base: &str) -> Duration {
+async fn drained(http: &reqwest::Client, scim_base: &str) -> Duration {
     let started = Instant::now();
     let mut last = Value::Null;
     for _ in 0..2400 {
-        let (status, body) = get_json(http, &format!("{base}/api/v1/status"), Some(VIEWER)).await;
-        if status == 200 && body["queue"]["depth"] == 0 {
+        let (status, body) =
+            get_json(http, &format!("{scim_base}/api/v1/status"), Some(VIEWER)).await;
+        if status == 200 && body["scim"]["unsent"] == 0 && body["queue"]["depth"] == 0 {
             return started.elapsed();
         }
         last = body;
@@ -719,7 +721,7 @@ async fn mixed_scim_and_webhook_load_survives_reloads_and_a_killed_replica_exact
         policy_took.as_secs_f64(),
         plugin_took.as_secs_f64(),
     );
-    let drain_took = drained(&http, &other.base).await;
+    let drain_took = drained(&http, &scim_replica.base).await;
     println!(
         "queue drained {:.1} s after the load",
         drain_took.as_secs_f64()
