@@ -597,6 +597,9 @@ async fn an_entra_sequence_is_reflected_in_the_twin_after_each_step() {
     )
     .await;
     assert_eq!(status, 204);
+    // Only the latest state of a resource is handed over, so without this
+    // the twin might never see `other` as a member at all.
+    settled(&http, &server.base).await;
     let remove = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
         {"op": "Remove", "path": "members", "value": [{"value": other_id}]}
     ]});
