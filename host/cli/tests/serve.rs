@@ -155,7 +155,17 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         "{entity}"
     );
 
-    let metrics = metrics(&http, &server.base).await;
+    // The node gauge is counted at most every 10 s, so the people the
+    // pushes made may take that long to show.
+    let person_count = "org_mesh_graph_nodes_count{label=\"Person\"}";
+    let mut metrics = metrics(&http, &server.base).await;
+    for _ in 0..150 {
+        if metrics.contains(person_count) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = common::metrics(&http, &server.base).await;
+    }
     // The SCIM changes were evaluated incrementally: identity-drift was
     // given them alone, and still raised the finding above.
     let incremental = metrics
@@ -168,7 +178,7 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
     );
     for name in [
         "org_mesh_ingest_duration_seconds_count{connector=\"okta\"}",
-        "org_mesh_graph_nodes_count{label=\"Person\"}",
+        person_count,
         "org_mesh_drift_detection_count{rule=\"idp-offboarded-has-admin\",severity=\"critical\"} 1",
         // Every rule the detector describes has its series from the start.
         "org_mesh_drift_detection_count{rule=\"idp-offboarded-has-admin\",severity=\"low\"} 0",

@@ -178,7 +178,42 @@ pub struct Service {
     scim: Option<Arc<org_mesh_scim::ScimService>>,
     /// Live updates for the console.
     events: events::Feed,
+    /// When the twin's nodes were last counted for the gauge, and whether
+    /// an evaluation has changed them since.
+    counted: std::sync::Mutex<Counted>,
 }
+
+#[derive(Debug, Default)]
+struct Counted {
+    at: Option<Instant>,
+    stale: bool,
+}
+
+impl Counted {
+    /// Whether to count the nodes at `now`: an evaluation may have changed
+    /// them, and the last count is at least [`COUNT_EVERY`] old. Notes the
+    /// count as made, before it is, so that an evaluation finishing
+    /// meanwhile is counted by a later call.
+    fn due(&mut self, now: Instant) -> bool {
+        let recent = self
+            .at
+            .is_some_and(|at| now.saturating_duration_since(at) < COUNT_EVERY);
+        if !self.stale || recent {
+            return false;
+        }
+        *self = Counted {
+            at: Some(now),
+            stale: false,
+        };
+        true
+    }
+}
+
+/// The least time between two counts of the twin's nodes. Neo4j counts by
+/// reading every entity (about 90 ms at 450,000), and during an import an
+/// evaluation can follow every few milliseconds; the gauge lags by at most
+/// this plus one probe.
+const COUNT_EVERY: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -272,6 +307,7 @@ impl Service {
             reloads: reloads::Reloads::default(),
             reloading: Mutex::new(()),
             reobserve: tokio::sync::Notify::new(),
+            counted: std::sync::Mutex::default(),
             scim,
             events: events::Feed::default(),
         });
@@ -552,6 +588,10 @@ impl Service {
         *current = evaluation;
         self.evaluated_at.fetch_max(version, Ordering::Relaxed);
         drop(current);
+        self.counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stale = true;
         self.refresh_counts().await;
         // Fixes follow the changes this replica made; an evaluation made
         // only to catch up with another replica leaves them to it.
@@ -619,7 +659,17 @@ impl Service {
         }
     }
 
+    /// Sets the node gauge from the store, if an evaluation may have
+    /// changed the counts and they were not read within [`COUNT_EVERY`].
     async fn refresh_counts(&self) {
+        let due = self
+            .counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .due(Instant::now());
+        if !due {
+            return;
+        }
         match self.twin.store.counts().await {
             Ok(counts) => {
                 for (label, n) in counts {
@@ -629,7 +679,13 @@ impl Service {
                         .set(i64::try_from(n).unwrap_or(i64::MAX));
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "Cannot count the twin's nodes"),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot count the twin's nodes");
+                self.counted
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .stale = true;
+            }
         }
     }
 
@@ -776,6 +832,9 @@ async fn probe(service: Arc<Service>) {
             Err(e) => service.health.cache_failed(&e),
         }
         service.refresh_depth().await;
+        // The counts of evaluations made within COUNT_EVERY of the last
+        // count, which nothing else may set once the changes stop.
+        service.refresh_counts().await;
         // Here rather than after each change: it reads every note, and
         // during an import there can be hundreds.
         if let Some(scim) = &service.scim
@@ -804,5 +863,39 @@ impl Service {
             why.push(format!("the cache does not answer: {e}"));
         }
         (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{COUNT_EVERY, Counted};
+
+    #[test]
+    fn nodes_are_counted_after_an_evaluation_at_most_once_per_period() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut counted = Counted::default();
+        assert!(!counted.due(at(0)), "nothing evaluated yet");
+
+        counted.stale = true;
+        assert!(
+            counted.due(at(0)),
+            "the first evaluation is counted at once"
+        );
+        assert!(!counted.due(at(1)), "and not again without a new one");
+
+        counted.stale = true;
+        assert!(!counted.due(at(1)), "a second one within the period waits");
+        assert!(
+            !counted.due(at(COUNT_EVERY.as_secs() - 1)),
+            "still within the period"
+        );
+        assert!(
+            counted.due(at(COUNT_EVERY.as_secs())),
+            "and is counted once it is over"
+        );
+        assert!(!counted.due(at(COUNT_EVERY.as_secs() * 5)), "only once");
     }
 }
