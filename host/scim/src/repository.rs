@@ -105,7 +105,8 @@ pub trait ScimRepository: Send + Sync + std::fmt::Debug {
     async fn sent(&self, changes: &[Unsent]) -> Result<(), RepositoryError>;
 }
 
-type Key = (String, ResourceKind, String);
+/// A resource's identity across connectors: connector, kind and id.
+pub(crate) type Key = (String, ResourceKind, String);
 
 /// Keeps resources in memory only: for tests and for trying org-mesh out.
 #[derive(Debug, Default)]
@@ -143,7 +144,7 @@ impl MemoryRepository {
     }
 }
 
-fn key(connector: &str, kind: ResourceKind, id: &str) -> Key {
+pub(crate) fn key(connector: &str, kind: ResourceKind, id: &str) -> Key {
     (connector.to_owned(), kind, id.to_owned())
 }
 

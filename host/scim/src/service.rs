@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::{ScimError, ScimType};
 use crate::filter::{CompareOp, Filter};
 use crate::project::Projection;
-use crate::repository::{ScimRepository, StoredResource, Unsent};
+use crate::repository::{Key, ScimRepository, StoredResource, Unsent, key};
 use crate::schema::{LIST_SCHEMA, MAX_RESULTS, key_of};
 use crate::{Offered, ResourceKind, ScimSink, SinkError, filter, patch, resource};
 
@@ -73,7 +73,7 @@ pub struct ScimService {
     /// Serialises hand-overs, and remembers the changes the sink refused,
     /// each by its resource and [`Unsent::written`], so that a hand-over
     /// of new changes does not offer them again.
-    handing: tokio::sync::Mutex<BTreeMap<(String, ResourceKind, String), u64>>,
+    handing: tokio::sync::Mutex<BTreeMap<Key, u64>>,
 }
 
 /// The most stored changes offered to the sink at once. An identity
@@ -83,12 +83,8 @@ pub struct ScimService {
 const HAND_OVER_AT_ONCE: usize = 256;
 
 /// A hand-over's key for a change: its resource.
-fn note_key(change: &Unsent) -> (String, ResourceKind, String) {
-    (
-        change.connector.clone(),
-        change.kind,
-        change.resource.id.clone(),
-    )
+fn note_key(change: &Unsent) -> Key {
+    key(&change.connector, change.kind, &change.resource.id)
 }
 
 /// What one hand-over did.

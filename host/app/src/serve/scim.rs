@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use org_mesh_model::Batch;
 use org_mesh_runtime::{Incoming, Plugin};
-use org_mesh_scim::{Offered, ResourceKind, ScimService, ScimSink, SinkError};
+use org_mesh_scim::{Offered, ScimService, ScimSink, SinkError};
 
 use super::Service;
 
@@ -35,13 +35,9 @@ impl TwinSink {
             .get("id")
             .and_then(|v| v.as_str())
             .ok_or("the stored resource has no id")?;
-        let collection = match change.kind {
-            ResourceKind::User => "Users",
-            ResourceKind::Group => "Groups",
-        };
         let request = Incoming {
             method: if change.deleted { "DELETE" } else { "PUT" }.into(),
-            path: format!("/{collection}/{id}"),
+            path: format!("/{}/{id}", change.kind.endpoint()),
             headers: vec![("content-type".into(), "application/scim+json".into())],
             body: serde_json::to_vec(&change.resource).map_err(|e| e.to_string())?,
         };
