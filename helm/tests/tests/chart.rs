@@ -354,6 +354,13 @@ fn the_schema_refuses_wrong_values_and_says_which() {
             ],
         ),
         (
+            &["prometheusRule.alerts.scimNotTaken.for=half an hour"],
+            &[
+                "/prometheusRule/alerts/scimNotTaken/for",
+                "does not match pattern",
+            ],
+        ),
+        (
             &["securityContext.readOnlyRootFilesystem=false"],
             &["/securityContext/readOnlyRootFilesystem"],
         ),
