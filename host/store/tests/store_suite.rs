@@ -142,6 +142,7 @@ macro_rules! shared_suite {
         suite::a_healthy_store_answers_ping,
         suite::stale_observations_change_nothing,
         suite::pushes_gathered_into_one_batch_apply_as_one_by_one,
+        suite::a_large_batch_lands_whole,
         forget::forgetting_removes_a_node_its_edges_and_their_history,
         forget::forgetting_twice_or_unknown_nodes_is_harmless,
         forget::a_forgotten_node_comes_back_afresh,

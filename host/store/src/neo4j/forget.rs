@@ -2,12 +2,11 @@
 //! find the edges at the nodes, then delete the history of all of them and
 //! the nodes with their relationships.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use neo4rs::query;
 use org_mesh_model::{EntityId, NodeRef, StoredEdge};
 
-use super::write::{Params, lock_counter, ref_rows, rows_param};
+use super::write::{Params, lock_counter, ref_rows, rows_in_parts};
 use super::{Neo4jStore, Transaction, entity_key};
 use crate::{Forgotten, StoreError};
 
@@ -35,21 +34,19 @@ pub(super) async fn forget(store: &Neo4jStore, nodes: &[NodeRef]) -> Result<Forg
             to: e.to.clone(),
         })?);
     }
-    let q = query(
-        "UNWIND $entities AS entity \
-         MATCH (e:ChangeLog {entity: entity}) DELETE e RETURN count(e) AS removed",
-    )
-    .param("entities", entities);
-    let history = removed(store, &mut txn, "removing history", q).await?;
-    let q = query(
-        "UNWIND $rows AS row \
-         MATCH (n:Entity {label: row.label, key: row.key}) \
-         USING INDEX n:Entity(label, key) \
-         DETACH DELETE n \
-         RETURN count(n) AS removed",
-    )
-    .param("rows", rows_param(rows));
-    let nodes = removed(store, &mut txn, "removing nodes", q).await?;
+    let entities = entities
+        .into_iter()
+        .map(|entity| Params::from([("entity".to_owned(), entity.into())]))
+        .collect();
+    let text = "UNWIND $rows AS row \
+                MATCH (e:ChangeLog {entity: row.entity}) DELETE e RETURN count(e) AS removed";
+    let history = removed(store, &mut txn, "removing history", text, entities).await?;
+    let text = "UNWIND $rows AS row \
+                MATCH (n:Entity {label: row.label, key: row.key}) \
+                USING INDEX n:Entity(label, key) \
+                DETACH DELETE n \
+                RETURN count(n) AS removed";
+    let nodes = removed(store, &mut txn, "removing nodes", text, rows).await?;
     store.commit(txn).await?;
     Ok(Forgotten {
         nodes,
@@ -65,33 +62,37 @@ async fn edges_at(
     txn: &mut Transaction,
     rows: Vec<Params>,
 ) -> Result<Vec<StoredEdge>, StoreError> {
-    let q = query(
-        "UNWIND $rows AS row \
-         MATCH (n:Entity {label: row.label, key: row.key})-[r]-(:Entity) \
-         USING INDEX n:Entity(label, key) \
-         RETURN DISTINCT r.record AS record",
-    )
-    .param("rows", rows_param(rows));
-    let found = store.rows(txn, "reading the edges to forget", q).await?;
-    found
-        .iter()
-        .map(|row| store.decode(row, "record"))
-        .collect()
+    let text = "UNWIND $rows AS row \
+                MATCH (n:Entity {label: row.label, key: row.key})-[r]-(:Entity) \
+                USING INDEX n:Entity(label, key) \
+                RETURN DISTINCT r.record AS record";
+    const READING: &str = "reading the edges to forget";
+    let found = rows_in_parts(store, txn, READING, text, rows).await?;
+    // Parts are distinct each on their own, not from one another.
+    let mut edges = BTreeMap::new();
+    for row in &found {
+        let edge: StoredEdge = store.decode(row, "record")?;
+        let e = &edge.edge;
+        edges.insert((e.kind.clone(), e.from.clone(), e.to.clone()), edge);
+    }
+    Ok(edges.into_values().collect())
 }
 
-/// Runs a deleting query that returns `count(...) AS removed`.
+/// Runs a deleting statement that returns `count(...) AS removed` over
+/// `rows`, and adds up what each part removed.
 async fn removed(
     store: &Neo4jStore,
     txn: &mut Transaction,
     operation: &'static str,
-    q: neo4rs::Query,
+    text: &str,
+    rows: Vec<Params>,
 ) -> Result<u64, StoreError> {
-    let rows = store.rows(txn, operation, q).await?;
-    let count = rows
-        .first()
-        .map(|row| row.get::<u64>("removed"))
-        .transpose();
-    count
-        .map(Option::unwrap_or_default)
-        .map_err(|e| store.fail(operation, neo4rs::Error::DeserializationError(e)))
+    let mut total = 0;
+    for row in rows_in_parts(store, txn, operation, text, rows).await? {
+        let removed = row
+            .get::<u64>("removed")
+            .map_err(|e| store.fail(operation, neo4rs::Error::DeserializationError(e)))?;
+        total += removed;
+    }
+    Ok(total)
 }

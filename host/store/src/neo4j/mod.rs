@@ -11,6 +11,12 @@
 //!   they are about and `entry`, the `ChangeLogEntry` as JSON; the next seq
 //!   lives on the single `ChangeLogCounter` node.
 //!
+//! An edge's kind is written into each statement's text as its relationship
+//! type, never passed as a dynamic type (`$(...)`): the planner cannot see a
+//! dynamic type, so reading the edges of one kind scanned every relationship
+//! of the store, and merging edges planned while the store was empty
+//! scanned every relationship once per row.
+//!
 //! Values are JSON because the model's own encoding is the only one that
 //! keeps every `Value` variant apart (a timestamp is not a string, an empty
 //! list of texts is not an absent property) and round-trips integers, offsets
@@ -414,6 +420,13 @@ fn encode(record: impl FnOnce() -> String, value: &impl Serialize) -> Result<Str
 
 /// The `entity` property of a change log node: the entity's JSON, which is
 /// the same for the same entity every time.
+/// `kind` as a relationship type in a statement's text. Kinds are checked
+/// upper-case identifiers before they reach the store; the quoting keeps the
+/// text one type name whatever a kind holds.
+fn relationship_type(kind: &str) -> String {
+    format!("`{}`", kind.replace('`', "``"))
+}
+
 fn entity_key(entity: &EntityId) -> Result<String, StoreError> {
     encode(|| "a change log entity".to_owned(), entity)
 }

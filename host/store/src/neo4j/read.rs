@@ -9,7 +9,7 @@ use org_mesh_model::{
     StoredEdge, StoredNode,
 };
 
-use super::{Neo4jStore, entity_key};
+use super::{Neo4jStore, entity_key, relationship_type};
 use crate::StoreError;
 
 pub(super) async fn node(
@@ -62,8 +62,10 @@ pub(super) async fn nodes_page(
 }
 
 pub(super) async fn edges(store: &Neo4jStore, kind: &str) -> Result<Vec<StoredEdge>, StoreError> {
-    let q = query("MATCH (:Entity)-[r:$($kind)]->(:Entity) RETURN r.record AS record")
-        .param("kind", kind);
+    let q = query(&format!(
+        "MATCH (:Entity)-[r:{}]->(:Entity) RETURN r.record AS record",
+        relationship_type(kind)
+    ));
     let rows = store.read("reading edges", q).await?;
     let mut out = rows
         .iter()
@@ -83,9 +85,10 @@ pub(super) async fn neighbours(
     kind: &str,
     dir: Direction,
 ) -> Result<Vec<(StoredEdge, StoredNode)>, StoreError> {
+    let kind = relationship_type(kind);
     let pattern = match dir {
-        Direction::Outgoing => "(n)-[r:$($kind)]->(m:Entity)",
-        Direction::Incoming => "(n)<-[r:$($kind)]-(m:Entity)",
+        Direction::Outgoing => format!("(n)-[r:{kind}]->(m:Entity)"),
+        Direction::Incoming => format!("(n)<-[r:{kind}]-(m:Entity)"),
     };
     let text = format!(
         "MATCH (n:Entity {{label: $label, key: $key}}) MATCH {pattern} \
@@ -93,8 +96,7 @@ pub(super) async fn neighbours(
     );
     let q = query(&text)
         .param("label", node.label.as_str())
-        .param("key", node.key.as_str())
-        .param("kind", kind);
+        .param("key", node.key.as_str());
     let rows = store.read("reading neighbours", q).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {

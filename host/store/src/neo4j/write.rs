@@ -1,16 +1,26 @@
 //! `apply` as one Neo4j transaction: lock the counter, read what the batch
 //! touches, decide every change in Rust with the same rules as the embedded
 //! store, then write with a few `UNWIND` statements.
+//!
+//! The `UNWIND` statements run with `replan=skip`. Each row finds its nodes
+//! through the named `(label, key)` index and its edge by expanding between
+//! the two, so the plan is the same whatever the store holds (which is why
+//! edge kinds are written into the text: a dynamic type would let a plan
+//! made on an empty store scan every relationship per row). Without it
+//! Neo4j plans a statement again each time the store has grown or shrunk
+//! enough, which on a first sync into an empty store is nearly every batch,
+//! and replanning took tens of milliseconds per statement on the test
+//! server.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use neo4rs::{BoltType, query};
+use neo4rs::{BoltType, Row, query};
 use org_mesh_model::{
     ChangeKind, ChangeLogEntry, ChangeSet, Coverage, Edge, EdgeChange, EntityId, NodeChange,
     NodeRef, Properties, StoredEdge, StoredNode, Timestamp,
 };
 
-use super::{Neo4jStore, Transaction, encode, entity_key};
+use super::{Neo4jStore, Transaction, encode, entity_key, relationship_type};
 use crate::prepare::{EdgeKey, Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
 
@@ -83,11 +93,23 @@ impl Writer<'_> {
         txn: &mut Transaction,
         mut batch: Prepared,
     ) -> Result<Prepared, StoreError> {
-        let ends = self.stored_ends(txn, &batch).await?;
-        batch.drop_dangling_edges(|end| Ok(ends.contains(end)))?;
-
-        let refs: Vec<NodeRef> = batch.nodes.keys().cloned().collect();
+        // One read for the batch's nodes and its edges' ends together.
+        let named: BTreeSet<&NodeRef> = batch
+            .nodes
+            .keys()
+            .chain(batch.edges.values().flat_map(|e| [&e.from, &e.to]))
+            .collect();
+        let refs: Vec<NodeRef> = named.into_iter().cloned().collect();
         let mut stored_nodes = fetch_nodes(self.store, txn, &refs).await?;
+        batch.drop_dangling_edges(|end| Ok(stored_nodes.contains_key(end)))?;
+        // Neo4j keeps no relationship without both its nodes, so only an edge
+        // between two stored nodes can be stored. A first sync reads none.
+        let keys: Vec<EdgeKey> = batch
+            .edges
+            .iter()
+            .filter(|(_, e)| stored_nodes.contains_key(&e.from) && stored_nodes.contains_key(&e.to))
+            .map(|(key, _)| key.clone())
+            .collect();
         for (reference, mut node) in std::mem::take(&mut batch.nodes) {
             let previous = stored_nodes.remove(&reference);
             let cleared = batch.partial.then(|| batch.cleared_nodes.get(&reference));
@@ -110,7 +132,6 @@ impl Writer<'_> {
             self.changes.nodes.push(NodeChange { node: stored, kind });
         }
 
-        let keys: Vec<EdgeKey> = batch.edges.keys().cloned().collect();
         let mut stored_edges = fetch_edges(self.store, txn, &keys).await?;
         for (key, mut edge) in std::mem::take(&mut batch.edges) {
             let previous = stored_edges.remove(&key);
@@ -153,25 +174,6 @@ impl Writer<'_> {
             }
         }
         Ok(batch)
-    }
-
-    /// The ends of the batch's edges that are stored, among those the batch
-    /// does not itself hold.
-    async fn stored_ends(
-        &self,
-        txn: &mut Transaction,
-        batch: &Prepared,
-    ) -> Result<BTreeSet<NodeRef>, StoreError> {
-        let wanted: BTreeSet<NodeRef> = batch
-            .edges
-            .values()
-            .flat_map(|e| [&e.from, &e.to])
-            .filter(|end| !batch.nodes.contains_key(*end))
-            .cloned()
-            .collect();
-        let wanted: Vec<NodeRef> = wanted.into_iter().collect();
-        let found = fetch_nodes(self.store, txn, &wanted).await?;
-        Ok(found.into_keys().collect())
     }
 
     fn mark_node(&mut self, mut node: StoredNode) {
@@ -229,43 +231,30 @@ impl Writer<'_> {
         let store = self.store;
         if !self.nodes.is_empty() {
             let rows = self.nodes.iter().map(node_row).collect::<Result<_, _>>()?;
-            let q = query(
-                "UNWIND $rows AS row \
-                 MERGE (n:Entity {label: row.label, key: row.key}) \
-                 SET n:$(row.label), n.record = row.record",
-            );
-            store
-                .run(txn, "writing nodes", q.param("rows", rows_param(rows)))
-                .await?;
+            let text = "CYPHER replan=skip UNWIND $rows AS row \
+                        MERGE (n:Entity {label: row.label, key: row.key}) \
+                        SET n:$(row.label), n.record = row.record";
+            run_in_parts(store, txn, "writing nodes", text, rows).await?;
         }
-        if !self.edges.is_empty() {
-            let rows = self.edges.iter().map(edge_row).collect::<Result<_, _>>()?;
-            let q = query(
-                "UNWIND $rows AS row \
-                 MATCH (a:Entity {label: row.from_label, key: row.from_key}) \
+        for (kind, edges) in by_kind(&self.edges, |e| &e.edge.kind) {
+            let rows = edges.into_iter().map(edge_row).collect::<Result<_, _>>()?;
+            let text = format!(
+                "CYPHER replan=skip UNWIND $rows AS row \
+                 MATCH (a:Entity {{label: row.from_label, key: row.from_key}}) \
                  USING INDEX a:Entity(label, key) \
-                 MATCH (b:Entity {label: row.to_label, key: row.to_key}) \
+                 MATCH (b:Entity {{label: row.to_label, key: row.to_key}}) \
                  USING INDEX b:Entity(label, key) \
-                 MERGE (a)-[r:$(row.kind)]->(b) \
+                 MERGE (a)-[r:{}]->(b) \
                  SET r.kind = row.kind, r.record = row.record",
+                relationship_type(kind)
             );
-            store
-                .run(txn, "writing edges", q.param("rows", rows_param(rows)))
-                .await?;
+            run_in_parts(store, txn, "writing edges", &text, rows).await?;
         }
         if !self.log.is_empty() {
             let rows = self.log.iter().map(log_row).collect::<Result<_, _>>()?;
-            let q = query(
-                "UNWIND $rows AS row \
-                 CREATE (:ChangeLog {seq: row.seq, entity: row.entity, entry: row.entry})",
-            );
-            store
-                .run(
-                    txn,
-                    "writing the change log",
-                    q.param("rows", rows_param(rows)),
-                )
-                .await?;
+            let text = "CYPHER replan=skip UNWIND $rows AS row \
+                        CREATE (:ChangeLog {seq: row.seq, entity: row.entity, entry: row.entry})";
+            run_in_parts(store, txn, "writing the change log", text, rows).await?;
             let q = query("MATCH (c:ChangeLogCounter {name: 'change_log'}) SET c.next = $next")
                 .param("next", seq_param(self.next_seq));
             store.run(txn, "advancing the change log", q).await?;
@@ -274,8 +263,99 @@ impl Writer<'_> {
     }
 }
 
-pub(super) fn rows_param(rows: Vec<Params>) -> BoltType {
-    BoltType::from(rows)
+/// `items` grouped by edge kind, each group in the order given.
+fn by_kind<T>(items: &[T], kind: impl Fn(&T) -> &String) -> BTreeMap<&str, Vec<&T>> {
+    let mut groups: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
+    for item in items {
+        groups.entry(kind(item).as_str()).or_default().push(item);
+    }
+    groups
+}
+
+/// The most bytes one request may take. neo4rs writes through an 8 KiB
+/// buffer and leaves Nagle's algorithm on: a longer request goes out as two
+/// writes, the kernel holds back the second until the server acknowledges
+/// the first, and Linux delays that acknowledgement by up to 40 ms. Every
+/// large statement waited that long, far more than running it in parts
+/// costs.
+const REQUEST_BYTES: usize = 8 * 1024;
+
+/// Room in a request for what is not the rows: the framing, the request's
+/// other fields and the pull sent with it.
+const REQUEST_FRAMING: usize = 512;
+
+/// Runs `text` once for each part of `rows`, bound to `$rows`, in order.
+pub(super) async fn run_in_parts(
+    store: &Neo4jStore,
+    txn: &mut Transaction,
+    operation: &'static str,
+    text: &str,
+    rows: Vec<Params>,
+) -> Result<(), StoreError> {
+    for part in parts(text, rows) {
+        let q = query(text).param("rows", BoltType::from(part));
+        store.run(txn, operation, q).await?;
+    }
+    Ok(())
+}
+
+/// Runs `text` once for each part of `rows`, bound to `$rows`, and returns
+/// every part's result rows in order.
+pub(super) async fn rows_in_parts(
+    store: &Neo4jStore,
+    txn: &mut Transaction,
+    operation: &'static str,
+    text: &str,
+    rows: Vec<Params>,
+) -> Result<Vec<Row>, StoreError> {
+    let mut found = Vec::new();
+    for part in parts(text, rows) {
+        let q = query(text).param("rows", BoltType::from(part));
+        found.extend(store.rows(txn, operation, q).await?);
+    }
+    Ok(found)
+}
+
+/// `rows` cut, in order, into parts that each fit one request with `text`.
+/// A row that fits no request goes alone.
+fn parts(text: &str, rows: Vec<Params>) -> Vec<Vec<Params>> {
+    let room = REQUEST_BYTES.saturating_sub(text.len() + REQUEST_FRAMING);
+    let mut parts = Vec::new();
+    let mut part = Vec::new();
+    let mut used = 0;
+    for row in rows {
+        let size = row_bytes(&row);
+        if !part.is_empty() && used + size > room {
+            parts.push(std::mem::take(&mut part));
+            used = 0;
+        }
+        used += size;
+        part.push(row);
+    }
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
+}
+
+/// At least the bytes a row takes in a request: each map entry and string
+/// counted with the longest header PackStream gives it.
+fn row_bytes(row: &Params) -> usize {
+    let entries: usize = row
+        .iter()
+        .map(|(name, value)| name.len() + 5 + value_bytes(value))
+        .sum();
+    entries + 5
+}
+
+fn value_bytes(value: &BoltType) -> usize {
+    match value {
+        BoltType::String(text) => text.value.len() + 5,
+        BoltType::Integer(_) | BoltType::Float(_) | BoltType::Boolean(_) | BoltType::Null(_) => 9,
+        // Rows hold only texts and numbers; anything else is taken to fill
+        // a request, so it goes alone rather than overfilling one.
+        _ => REQUEST_BYTES,
+    }
 }
 
 /// Seqs start at 1 and grow by one per change; they leave i64 only after
@@ -329,7 +409,7 @@ fn log_row(entry: &ChangeLogEntry) -> Result<Params, StoreError> {
     Ok(row)
 }
 
-/// The stored nodes among `refs`, in one query.
+/// The stored nodes among `refs`.
 async fn fetch_nodes(
     store: &Neo4jStore,
     txn: &mut Transaction,
@@ -338,15 +418,11 @@ async fn fetch_nodes(
     if refs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows = ref_rows(refs);
-    let q = query(
-        "UNWIND $rows AS row \
-         MATCH (n:Entity {label: row.label, key: row.key}) \
-         USING INDEX n:Entity(label, key) \
-         RETURN n.record AS record",
-    )
-    .param("rows", rows_param(rows));
-    let found = store.rows(txn, "reading nodes", q).await?;
+    let text = "CYPHER replan=skip UNWIND $rows AS row \
+                MATCH (n:Entity {label: row.label, key: row.key}) \
+                USING INDEX n:Entity(label, key) \
+                RETURN n.record AS record";
+    let found = rows_in_parts(store, txn, "reading nodes", text, ref_rows(refs)).await?;
     let mut out = BTreeMap::new();
     for row in &found {
         let node: StoredNode = store.decode(row, "record")?;
@@ -355,7 +431,7 @@ async fn fetch_nodes(
     Ok(out)
 }
 
-/// The stored edges among `keys`, in one query.
+/// The stored edges among `keys`.
 async fn fetch_edges(
     store: &Neo4jStore,
     txn: &mut Transaction,
@@ -364,31 +440,31 @@ async fn fetch_edges(
     if keys.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows: Vec<Params> = keys
-        .iter()
-        .map(|(kind, from, to)| {
-            let mut row = Params::new();
-            ref_row("from_", from, &mut row);
-            ref_row("to_", to, &mut row);
-            row.insert("kind".to_owned(), kind.as_str().into());
-            row
-        })
-        .collect();
-    let q = query(
-        "UNWIND $rows AS row \
-         MATCH (a:Entity {label: row.from_label, key: row.from_key}) \
-               -[r:$(row.kind)]-> \
-               (b:Entity {label: row.to_label, key: row.to_key}) \
-         USING INDEX a:Entity(label, key) \
-         USING INDEX b:Entity(label, key) \
-         RETURN r.record AS record",
-    )
-    .param("rows", rows_param(rows));
-    let found = store.rows(txn, "reading edges", q).await?;
     let mut out = BTreeMap::new();
-    for row in &found {
-        let edge: StoredEdge = store.decode(row, "record")?;
-        out.insert(edge_key(&edge.edge), edge);
+    for (kind, keys) in by_kind(keys, |(kind, _, _)| kind) {
+        let rows: Vec<Params> = keys
+            .into_iter()
+            .map(|(_, from, to)| {
+                let mut row = Params::new();
+                ref_row("from_", from, &mut row);
+                ref_row("to_", to, &mut row);
+                row
+            })
+            .collect();
+        let text = format!(
+            "CYPHER replan=skip UNWIND $rows AS row \
+             MATCH (a:Entity {{label: row.from_label, key: row.from_key}}) \
+                   -[r:{}]-> \
+                   (b:Entity {{label: row.to_label, key: row.to_key}}) \
+             USING INDEX a:Entity(label, key) \
+             USING INDEX b:Entity(label, key) \
+             RETURN r.record AS record",
+            relationship_type(kind)
+        );
+        for row in &rows_in_parts(store, txn, "reading edges", &text, rows).await? {
+            let edge: StoredEdge = store.decode(row, "record")?;
+            out.insert(edge_key(&edge.edge), edge);
+        }
     }
     Ok(out)
 }
@@ -401,10 +477,10 @@ async fn covered_records(
     coverage: &Coverage,
 ) -> Result<(Vec<StoredNode>, Vec<StoredEdge>), StoreError> {
     const READING: &str = "reading covered records";
-    let (text, params): (&str, Vec<(&str, &str)>) = match coverage {
+    let (text, params): (String, Vec<(&str, &str)>) = match coverage {
         Coverage::Nodes(label) => {
             let q = "MATCH (n:Entity {label: $label}) RETURN n.record AS record";
-            (q, vec![("label", label.as_str())])
+            (q.to_owned(), vec![("label", label.as_str())])
         }
         Coverage::Node(node) => {
             let refs = std::slice::from_ref(node);
@@ -412,20 +488,20 @@ async fn covered_records(
             return Ok((found.into_values().collect(), Vec::new()));
         }
         Coverage::EdgesFrom(kind, node) => {
-            let q = "MATCH (:Entity {label: $label, key: $key})-[r:$($kind)]->(:Entity) \
-                     RETURN r.record AS record";
-            (
-                q,
-                vec![("label", &node.label), ("key", &node.key), ("kind", kind)],
-            )
+            let q = format!(
+                "MATCH (:Entity {{label: $label, key: $key}})-[r:{}]->(:Entity) \
+                 RETURN r.record AS record",
+                relationship_type(kind)
+            );
+            (q, vec![("label", &node.label), ("key", &node.key)])
         }
         Coverage::EdgesTo(kind, node) => {
-            let q = "MATCH (:Entity)-[r:$($kind)]->(:Entity {label: $label, key: $key}) \
-                     RETURN r.record AS record";
-            (
-                q,
-                vec![("label", &node.label), ("key", &node.key), ("kind", kind)],
-            )
+            let q = format!(
+                "MATCH (:Entity)-[r:{}]->(:Entity {{label: $label, key: $key}}) \
+                 RETURN r.record AS record",
+                relationship_type(kind)
+            );
+            (q, vec![("label", &node.label), ("key", &node.key)])
         }
         Coverage::Edge(kind, from, to) => {
             let key = (kind.clone(), from.clone(), to.clone());
@@ -433,7 +509,7 @@ async fn covered_records(
             return Ok((Vec::new(), found.into_values().collect()));
         }
     };
-    let q = query(text).params(params);
+    let q = query(&text).params(params);
     let rows = store.rows(txn, READING, q).await?;
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
@@ -459,5 +535,59 @@ fn edge_entity(edge: &Edge) -> EntityId {
         kind: edge.kind.clone(),
         from: edge.from.clone(),
         to: edge.to.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, record_len: usize) -> Params {
+        let mut row = Params::new();
+        ref_row("", &NodeRef::new("Account", key), &mut row);
+        row.insert("record".to_owned(), "r".repeat(record_len).into());
+        row
+    }
+
+    fn key(row: &Params) -> String {
+        match row.get("key") {
+            Some(BoltType::String(key)) => key.value.clone(),
+            other => panic!("no key in {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parts_keep_every_row_in_order_and_each_fits_a_request() {
+        let text = "UNWIND $rows AS row RETURN row";
+        let rows: Vec<Params> = (0..500).map(|i| row(&format!("k{i}"), i % 300)).collect();
+        let keys: Vec<String> = rows.iter().map(key).collect();
+        let parts = parts(text, rows);
+        assert!(parts.len() > 1, "500 rows fit one request");
+        let room = REQUEST_BYTES - text.len() - REQUEST_FRAMING;
+        for part in &parts {
+            let bytes: usize = part.iter().map(row_bytes).sum();
+            assert!(bytes <= room, "a part of {bytes} bytes");
+        }
+        let after: Vec<String> = parts.iter().flatten().map(key).collect();
+        assert_eq!(after, keys);
+    }
+
+    #[test]
+    fn a_row_too_long_for_any_request_goes_alone() {
+        let text = "UNWIND $rows AS row RETURN row";
+        let rows = vec![row("a", 10), row("b", 20_000), row("c", 10)];
+        let parts = parts(text, rows);
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        assert!(super::parts(text, Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_kind_is_one_quoted_type_name() {
+        assert_eq!(relationship_type("MEMBER_OF"), "`MEMBER_OF`");
+        assert_eq!(
+            relationship_type("A`]->(x) DETACH DELETE x//"),
+            "`A``]->(x) DETACH DELETE x//`"
+        );
     }
 }

@@ -858,3 +858,85 @@ pub async fn stale_observations_change_nothing(store: Arc<dyn GraphStore>) {
         .expect("ann");
     assert_eq!(stored.provenance.not_observed_since, Some(at(11)));
 }
+
+/// A batch far larger than one request to a server: 330 nodes and 1,200
+/// edges of two kinds, each with a long text. Every record lands and is
+/// logged once, applying it again finds every node and edge stored,
+/// changing every edge updates each, and forgetting half the accounts,
+/// whose edges run between one another, counts each edge once.
+pub async fn a_large_batch_lands_whole(store: Arc<dyn GraphStore>) {
+    const ACCOUNTS: usize = 300;
+    const REPOS: usize = 30;
+    let bio = "x".repeat(200);
+    let login = |i: usize| format!("user{i:03}");
+    let repo = |i: usize| NodeRef::new("Repository", format!("github:acme/repo{i:02}"));
+    let large = |permission: &str| {
+        let mut nodes = Vec::new();
+        let mut edges = Vec::new();
+        for i in 0..REPOS {
+            nodes.push(node("Repository", &repo(i).key, &[]));
+        }
+        for i in 0..ACCOUNTS {
+            let me = account(&login(i));
+            nodes.push(node(&me.label, &me.key, &[("bio", text(&bio))]));
+            for r in 0..3 {
+                let to = repo((i + r * 7) % REPOS);
+                edges.push(edge(
+                    "HAS_PERMISSION",
+                    &me,
+                    &to,
+                    &[("permission", text(permission)), ("note", text(&bio))],
+                ));
+            }
+            let next = account(&login((i + 1) % ACCOUNTS));
+            edges.push(edge("FOLLOWS", &me, &next, &[("note", text(&bio))]));
+        }
+        batch(nodes, edges, vec![])
+    };
+
+    let first = apply(&store, "github", 0, large("read")).await;
+    assert!(first.skipped.is_empty(), "{:?}", first.skipped.first());
+    assert_eq!(first.changes.nodes.len(), ACCOUNTS + REPOS);
+    assert_eq!(first.changes.edges.len(), ACCOUNTS * 4);
+    assert!(all(&first, ChangeKind::Added));
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.get("Account"), Some(&(ACCOUNTS as u64)));
+    assert_eq!(counts.get("Repository"), Some(&(REPOS as u64)));
+    let permissions = store.edges("HAS_PERMISSION").await.expect("edges");
+    assert_eq!(permissions.len(), ACCOUNTS * 3);
+    assert_eq!(store.edges("FOLLOWS").await.expect("edges").len(), ACCOUNTS);
+
+    let again = apply(&store, "github", 1, large("read")).await;
+    assert_eq!(again.changes.edges.len(), ACCOUNTS * 4);
+    assert!(all(&again, ChangeKind::Unchanged));
+    let changed = apply(&store, "github", 2, large("write")).await;
+    let updated = changed
+        .changes
+        .edges
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Updated)
+        .count();
+    assert_eq!(updated, ACCOUNTS * 3);
+    assert_eq!(
+        store.edges("HAS_PERMISSION").await.expect("edges").len(),
+        ACCOUNTS * 3
+    );
+
+    let half: Vec<NodeRef> = (0..ACCOUNTS / 2).map(|i| account(&login(i))).collect();
+    let forgotten = store.forget(&half).await.expect("forget");
+    // Each account's three permissions and the follow from it, and the
+    // follow from the last account to the first.
+    let edges = ACCOUNTS / 2 * 4 + 1;
+    // The node's Added; every edge's Added, and Updated for permissions.
+    let history = ACCOUNTS / 2 + edges + ACCOUNTS / 2 * 3;
+    assert_eq!(
+        forgotten,
+        org_mesh_store::Forgotten {
+            nodes: (ACCOUNTS / 2) as u64,
+            edges: edges as u64,
+            history: history as u64,
+        }
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.get("Account"), Some(&((ACCOUNTS / 2) as u64)));
+}
