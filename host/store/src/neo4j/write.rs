@@ -1,16 +1,6 @@
 //! `apply` as one Neo4j transaction: lock the counter, read what the batch
 //! touches, decide every change in Rust with the same rules as the embedded
 //! store, then write with a few `UNWIND` statements.
-//!
-//! The `UNWIND` statements run with `replan=skip`. Each row finds its nodes
-//! through the named `(label, key)` index and its edge by expanding between
-//! the two, so the plan is the same whatever the store holds (which is why
-//! edge kinds are written into the text: a dynamic type would let a plan
-//! made on an empty store scan every relationship per row). Without it
-//! Neo4j plans a statement again each time the store has grown or shrunk
-//! enough, which on a first sync into an empty store is nearly every batch,
-//! and replanning took tens of milliseconds per statement on the test
-//! server.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -231,7 +221,7 @@ impl Writer<'_> {
         let store = self.store;
         if !self.nodes.is_empty() {
             let rows = self.nodes.iter().map(node_row).collect::<Result<_, _>>()?;
-            let text = "CYPHER replan=skip UNWIND $rows AS row \
+            let text = "UNWIND $rows AS row \
                         MERGE (n:Entity {label: row.label, key: row.key}) \
                         SET n:$(row.label), n.record = row.record";
             run_in_parts(store, txn, "writing nodes", text, rows).await?;
@@ -239,7 +229,7 @@ impl Writer<'_> {
         for (kind, edges) in by_kind(&self.edges, |e| &e.edge.kind) {
             let rows = edges.into_iter().map(edge_row).collect::<Result<_, _>>()?;
             let text = format!(
-                "CYPHER replan=skip UNWIND $rows AS row \
+                "UNWIND $rows AS row \
                  MATCH (a:Entity {{label: row.from_label, key: row.from_key}}) \
                  USING INDEX a:Entity(label, key) \
                  MATCH (b:Entity {{label: row.to_label, key: row.to_key}}) \
@@ -252,7 +242,7 @@ impl Writer<'_> {
         }
         if !self.log.is_empty() {
             let rows = self.log.iter().map(log_row).collect::<Result<_, _>>()?;
-            let text = "CYPHER replan=skip UNWIND $rows AS row \
+            let text = "UNWIND $rows AS row \
                         CREATE (:ChangeLog {seq: row.seq, entity: row.entity, entry: row.entry})";
             run_in_parts(store, txn, "writing the change log", text, rows).await?;
             let q = query("MATCH (c:ChangeLogCounter {name: 'change_log'}) SET c.next = $next")
@@ -418,7 +408,7 @@ async fn fetch_nodes(
     if refs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let text = "CYPHER replan=skip UNWIND $rows AS row \
+    let text = "UNWIND $rows AS row \
                 MATCH (n:Entity {label: row.label, key: row.key}) \
                 USING INDEX n:Entity(label, key) \
                 RETURN n.record AS record";
@@ -452,7 +442,7 @@ async fn fetch_edges(
             })
             .collect();
         let text = format!(
-            "CYPHER replan=skip UNWIND $rows AS row \
+            "UNWIND $rows AS row \
              MATCH (a:Entity {{label: row.from_label, key: row.from_key}}) \
                    -[r:{}]-> \
                    (b:Entity {{label: row.to_label, key: row.to_key}}) \
