@@ -53,8 +53,8 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
             store.wipe().await?;
             // Neo4j plans each statement on first use, and its JVM goes on
             // compiling the paths statements take for several loads, on the
-            // same two cores: in one run a fresh server's batched loads went
-            // from 1,926 to 9,307 records/s over the first three. Unmeasured
+            // same two cores: in one run a fresh server's second to fourth
+            // batched loads went from 1,926 to 9,307 records/s. Unmeasured
             // loads each way leave both sides as warm as a server that has
             // been running; the rounds after them are interleaved and their
             // medians compared.
