@@ -67,19 +67,20 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
             let mut batched = Vec::new();
             let mut rows = Vec::new();
             for round in 1..=NEO4J_ROUNDS {
-                batched.push(load(store.as_ref(), &org, BATCH).await?);
+                let b = load(store.as_ref(), &org, BATCH).await?;
                 let counts = store.counts().await?;
                 store.wipe().await?;
-                rows.push(load(store.as_ref(), &org, 1).await?);
+                let r = load(store.as_ref(), &org, 1).await?;
                 ensure!(counts == store.counts().await?, "neo4j loads differ");
                 store.wipe().await?;
-                let (b, r) = (batched[round - 1], rows[round - 1]);
                 eprintln!(
                     "ingest: Neo4j round {round}: batched {:.0} records/s, one per transaction {:.0} records/s, {:.1}x",
                     rate(org.records(), b),
                     rate(org.records(), r),
                     ratio(r, b),
                 );
+                batched.push(b);
+                rows.push(r);
             }
             let median = |samples: Vec<Duration>| Samples::new(samples).p50();
             let name = format!("Neo4j, median of {NEO4J_ROUNDS} rounds");

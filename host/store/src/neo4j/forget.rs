@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use org_mesh_model::{EntityId, NodeRef, StoredEdge};
 
-use super::write::{Params, lock_counter, ref_rows, rows_in_parts};
+use super::write::{Params, edge_entity, edge_key, lock_counter, ref_rows, rows_in_parts};
 use super::{Neo4jStore, Transaction, entity_key};
 use crate::{Forgotten, StoreError};
 
@@ -23,21 +23,14 @@ pub(super) async fn forget(store: &Neo4jStore, nodes: &[NodeRef]) -> Result<Forg
     let edges = edges_at(store, &mut txn, rows.clone()).await?;
 
     let mut entities = Vec::with_capacity(unique.len() + edges.len());
-    for node in &unique {
-        entities.push(entity_key(&EntityId::Node((*node).clone()))?);
+    let named = unique
+        .iter()
+        .map(|node| EntityId::Node((*node).clone()))
+        .chain(edges.iter().map(|edge| edge_entity(&edge.edge)));
+    for entity in named {
+        let key = entity_key(&entity)?;
+        entities.push(Params::from([("entity".to_owned(), key.into())]));
     }
-    for edge in &edges {
-        let e = &edge.edge;
-        entities.push(entity_key(&EntityId::Edge {
-            kind: e.kind.clone(),
-            from: e.from.clone(),
-            to: e.to.clone(),
-        })?);
-    }
-    let entities = entities
-        .into_iter()
-        .map(|entity| Params::from([("entity".to_owned(), entity.into())]))
-        .collect();
     let text = "UNWIND $rows AS row \
                 MATCH (e:ChangeLog {entity: row.entity}) DELETE e RETURN count(e) AS removed";
     let history = removed(store, &mut txn, "removing history", text, entities).await?;
@@ -72,8 +65,7 @@ async fn edges_at(
     let mut edges = BTreeMap::new();
     for row in &found {
         let edge: StoredEdge = store.decode(row, "record")?;
-        let e = &edge.edge;
-        edges.insert((e.kind.clone(), e.from.clone(), e.to.clone()), edge);
+        edges.insert(edge_key(&edge.edge), edge);
     }
     Ok(edges.into_values().collect())
 }

@@ -282,11 +282,9 @@ pub(super) async fn run_in_parts(
     text: &str,
     rows: Vec<Params>,
 ) -> Result<(), StoreError> {
-    for part in parts(text, rows) {
-        let q = query(text).param("rows", BoltType::from(part));
-        store.run(txn, operation, q).await?;
-    }
-    Ok(())
+    rows_in_parts(store, txn, operation, text, rows)
+        .await
+        .map(drop)
 }
 
 /// Runs `text` once for each part of `rows`, bound to `$rows`, and returns
@@ -516,11 +514,11 @@ async fn covered_records(
     Ok((nodes, edges))
 }
 
-fn edge_key(edge: &Edge) -> EdgeKey {
+pub(super) fn edge_key(edge: &Edge) -> EdgeKey {
     (edge.kind.clone(), edge.from.clone(), edge.to.clone())
 }
 
-fn edge_entity(edge: &Edge) -> EntityId {
+pub(super) fn edge_entity(edge: &Edge) -> EntityId {
     EntityId::Edge {
         kind: edge.kind.clone(),
         from: edge.from.clone(),
