@@ -22,8 +22,11 @@ _rank := {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _settings := data.tuning.rules[input.rule]
 
 # Tuning may re-rate a rule; otherwise the detector's suggestion stands.
-_tuned := s if {
-	s := _settings.severity
+# The test is in the body and the value in the head because regorus 0.14.1's
+# bytecode engine leaves `s := _settings.severity` in a body undefined when
+# the rule has no tuned severity, instead of taking the `else`.
+_tuned := _settings.severity if {
+	_settings.severity
 } else := input.default_severity
 
 # Some attributes make a finding worse than its rule's usual rating. These
