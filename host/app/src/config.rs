@@ -423,6 +423,11 @@ pub struct PoliciesConfig {
     /// it stays within a budget of differing decisions and errors.
     #[serde(default)]
     pub shadow: Option<ShadowConfig>,
+    /// Which regorus engine decides on findings: `interpreter` (the
+    /// default) or `bytecode`, faster and checked against the interpreter
+    /// (see `org_mesh_policy::Evaluator`).
+    #[serde(default)]
+    pub evaluator: org_mesh_policy::Evaluator,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -640,6 +645,19 @@ impl Config {
                     self.policies.dir = value.clone().into();
                     Ok(())
                 }
+                "policies__evaluator" => match value.as_str() {
+                    "interpreter" => {
+                        self.policies.evaluator = org_mesh_policy::Evaluator::Interpreter;
+                        Ok(())
+                    }
+                    "bytecode" => {
+                        self.policies.evaluator = org_mesh_policy::Evaluator::Bytecode;
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "ORG_MESH_POLICIES__EVALUATOR: {other:?} is not interpreter or bytecode"
+                    )),
+                },
                 "actions__dry_run" => match value.as_str() {
                     "true" => {
                         self.actions.dry_run = true;
@@ -1084,6 +1102,41 @@ mod tests {
                 "ORG_MESH_SERVE__COLOUR: no such setting"
             ]
         );
+    }
+
+    #[test]
+    fn policy_evaluator_is_the_interpreter_unless_told_otherwise() {
+        use org_mesh_policy::Evaluator;
+        let config = load("plugins: {dirs: [p]}\npolicies: {dir: q}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(config.policies.evaluator, Evaluator::Interpreter);
+        let mut config = load("plugins: {dirs: [p]}\npolicies: {dir: q, evaluator: bytecode}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(config.policies.evaluator, Evaluator::Bytecode);
+        let err = load("plugins: {dirs: [p]}\npolicies: {dir: q, evaluator: fast}\n")
+            .err()
+            .unwrap_or_else(|| unreachable!("an unknown evaluator was accepted"));
+        assert!(format!("{err:#}").contains("fast"), "{err:#}");
+
+        let mut problems = Vec::new();
+        let vars = [("ORG_MESH_POLICIES__EVALUATOR", "interpreter")];
+        config.overlay_env(
+            vars.map(|(k, v)| (k.to_string(), v.to_string()))
+                .into_iter(),
+            &mut problems,
+        );
+        assert_eq!(config.policies.evaluator, Evaluator::Interpreter);
+        let vars = [("ORG_MESH_POLICIES__EVALUATOR", "quick")];
+        config.overlay_env(
+            vars.map(|(k, v)| (k.to_string(), v.to_string()))
+                .into_iter(),
+            &mut problems,
+        );
+        assert_eq!(
+            problems,
+            ["ORG_MESH_POLICIES__EVALUATOR: \"quick\" is not interpreter or bytecode"]
+        );
+        assert_eq!(config.policies.evaluator, Evaluator::Interpreter);
     }
 
     #[test]

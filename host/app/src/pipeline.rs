@@ -884,7 +884,7 @@ fn read_attachments(inst: &Instance) -> Result<Vec<Attachment>, String> {
 fn load_policy(config: &Config, report: &mut ScanReport) -> Policies {
     let dir = &config.policies.dir;
     let version = folder_version(dir);
-    let set = match PolicySet::load(dir) {
+    let set = match PolicySet::load_with(dir, config.policies.evaluator) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!(error = %e, "Policies not loaded; findings stay undecided");

@@ -256,7 +256,9 @@ impl Twin {
             return report;
         }
         let load_dir = dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&load_dir)).await;
+        let evaluator = self.config.policies.evaluator;
+        let loaded =
+            tokio::task::spawn_blocking(move || PolicySet::load_with(&load_dir, evaluator)).await;
         let problem = match loaded {
             Ok(Ok(set)) => {
                 // The folder may have changed again while it was read; the

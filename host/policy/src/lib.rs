@@ -11,6 +11,7 @@
 //! shipped `policies/` folder at the workspace root.
 
 mod approval;
+mod bytecode;
 mod decision;
 mod error;
 mod pool;
@@ -20,7 +21,7 @@ mod tuning;
 pub use approval::{ActionFacts, Approval, ApprovalInput, ApproverRole, FindingFacts};
 pub use decision::{Decision, DecisionInput};
 pub use error::{PolicyError, SourceAt, TestFailure, TestOutcome, TuningError, TuningProblem};
-pub use set::PolicySet;
+pub use set::{Evaluator, PolicySet};
 pub use tuning::{
     FILE_NAME as TUNING_FILE_NAME, KNOWN_RULES, RuleTuning, SubjectPattern, Suppression,
     Thresholds, Tuning,

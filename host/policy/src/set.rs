@@ -5,15 +5,16 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use org_mesh_model::Severity;
+use org_mesh_model::{NodeRef, Severity, Timestamp};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
 use crate::approval::{APPROVAL_SHAPE, Approval, ApprovalInput};
+use crate::bytecode::Bytecode;
 use crate::decision::{Decision, DecisionInput};
 use crate::error::{PolicyError, SourceAt, TestFailure, TestOutcome};
 use crate::pool::EnginePool;
-use crate::tuning::{self, Tuning};
+use crate::tuning::{self, KNOWN_RULES, SubjectPattern, Tuning};
 
 /// The package whose rules decide on drift findings.
 const DRIFT_PACKAGE: [&str; 2] = ["orgmesh", "drift"];
@@ -37,6 +38,42 @@ const GATHER_RULE: &str = "decision";
 /// A decision rule that loops or explodes must not stall the host; no
 /// honest decision on one finding takes anywhere near this.
 const EVAL_TIME_LIMIT: Duration = Duration::from_secs(2);
+
+/// At most this many probe findings check the bytecode engine at load;
+/// past it they are thinned evenly, so a tuning file with thousands of
+/// suppressions does not hold a reload up for seconds.
+const MAX_PROBES: usize = 1_000;
+
+/// Which of regorus's engines decides on drift findings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evaluator {
+    /// The interpreter: every construct of the language, and the engine
+    /// the policies' own tests run on.
+    #[default]
+    Interpreter,
+    /// The bytecode VM: about five times faster per decision, but younger.
+    /// A set loaded with it first compares it with the interpreter on probe
+    /// findings made from the tuning file and keeps the interpreter if they
+    /// differ or the policies do not compile; afterwards every decision
+    /// that would let a fix run unattended, and every failed one, is
+    /// confirmed by the interpreter, and the first disagreement moves the
+    /// set to the interpreter for good. What those checks can miss: where a
+    /// builtin fails on a finding's values (a date that does not parse),
+    /// the interpreter fails the decision but the bytecode engine leaves
+    /// the rule undefined, so the finding is left unrated, unsuppressed or
+    /// without an unattended fix rather than reported as a policy error.
+    Bytecode,
+}
+
+impl fmt::Display for Evaluator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Evaluator::Interpreter => "interpreter",
+            Evaluator::Bytecode => "bytecode",
+        })
+    }
+}
 
 /// The decision rules the host asks for, in the order it asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +129,9 @@ pub struct PolicySet {
     /// The file declaring `data.orgmesh.approval.decision`, if any.
     approval: Option<PathBuf>,
     engines: EnginePool,
+    /// The gathered decision as a bytecode program, when asked for and
+    /// found to agree with the interpreter.
+    bytecode: Option<Bytecode>,
 }
 
 impl fmt::Debug for PolicySet {
@@ -109,17 +149,32 @@ impl fmt::Debug for PolicySet {
 impl PolicySet {
     /// Loads every `*.rego` in `dir` and its `drift-rules.yaml` if there is
     /// one, compiles them together and runs the policies' own tests. Any
-    /// failure fails the whole load.
-    #[tracing::instrument(name = "org_mesh.policy.load", skip_all, fields(dir = %dir.display()))]
+    /// failure fails the whole load. Decisions are made by the interpreter.
     pub fn load(dir: &Path) -> Result<PolicySet, PolicyError> {
+        Self::load_with(dir, Evaluator::Interpreter)
+    }
+
+    /// [`PolicySet::load`], deciding with `evaluator` when it can be
+    /// trusted to; see [`Evaluator::Bytecode`]. Whether it is shows in
+    /// [`PolicySet::evaluator`].
+    #[tracing::instrument(name = "org_mesh.policy.load", skip_all, fields(dir = %dir.display()))]
+    pub fn load_with(dir: &Path, evaluator: Evaluator) -> Result<PolicySet, PolicyError> {
         let sources = read_sources(dir)?;
         let tuning = load_tuning(dir)?;
-        let mut engine = compile(dir, &sources, tuning.as_ref())?;
+        let data = tuning_data(dir, tuning.as_ref())?;
+        let mut engine = compile(dir, &sources, data.clone())?;
         let declared = declared_rules(&engine, &sources)?;
         let gather = add_gather_module(&mut engine, dir, &declared)?;
         smoke_test(&engine, &declared, gather.as_deref())?;
         let approval = approval_file(&engine, &sources)?;
         let tests = run_tests(&mut engine, &sources)?;
+        let bytecode = match (evaluator, gather.as_deref()) {
+            (Evaluator::Bytecode, Some(gather)) => {
+                let probes = probes(tuning.as_ref(), Timestamp::now_utc());
+                checked_bytecode(&engine, &declared, gather, data, &probes)
+            }
+            _ => None,
+        };
         let set = PolicySet {
             dir: dir.to_path_buf(),
             files: sources.into_iter().map(|s| s.path).collect(),
@@ -129,14 +184,26 @@ impl PolicySet {
             gather,
             approval,
             engines: EnginePool::new(engine),
+            bytecode,
         };
         tracing::info!(
             files = set.files.len(),
             tests = set.tests.len(),
             tuning = set.tuning.is_some(),
+            evaluator = %set.evaluator(),
             "Policies loaded"
         );
         Ok(set)
+    }
+
+    /// The engine deciding now. A set asked for the bytecode engine
+    /// reports the interpreter when the check at load or a later
+    /// disagreement ruled the bytecode engine out.
+    pub fn evaluator(&self) -> Evaluator {
+        match &self.bytecode {
+            Some(bytecode) if bytecode.trusted() => Evaluator::Bytecode,
+            _ => Evaluator::Interpreter,
+        }
     }
 
     /// Decides on one finding. Rules the policy leaves undefined come back
@@ -148,10 +215,12 @@ impl PolicySet {
     )]
     pub fn decide(&self, input: &DecisionInput) -> Result<Decision, PolicyError> {
         let value = input.to_rego()?;
-        let mut engine = self.engines.take();
-        engine.set_input(value);
-        let decision = decide_on(&mut engine, &self.declared, self.gather.as_deref())?;
-        self.engines.give_back(engine);
+        let decision = match (&self.bytecode, self.gather.as_deref()) {
+            (Some(bytecode), Some(gather)) if bytecode.trusted() => {
+                self.decide_confirmed(bytecode, gather, input, value)?
+            }
+            _ => self.interpret(value)?,
+        };
         tracing::debug!(
             severity = ?decision.severity,
             suppressed = ?decision.suppressed,
@@ -160,6 +229,43 @@ impl PolicySet {
             "Policy decision"
         );
         Ok(decision)
+    }
+
+    fn interpret(&self, input: Value) -> Result<Decision, PolicyError> {
+        let mut engine = self.engines.take();
+        engine.set_input(input);
+        let decision = decide_on(&mut engine, &self.declared, self.gather.as_deref())?;
+        self.engines.give_back(engine);
+        Ok(decision)
+    }
+
+    /// The bytecode engine's decision, confirmed by the interpreter when it
+    /// would let a fix run unattended or when it failed. The interpreter's
+    /// answer is the one given whenever it is asked.
+    fn decide_confirmed(
+        &self,
+        bytecode: &Bytecode,
+        gather: &str,
+        input: &DecisionInput,
+        value: Value,
+    ) -> Result<Decision, PolicyError> {
+        let fast = decide_by_bytecode(bytecode, &self.declared, gather, value.clone());
+        if matches!(&fast, Ok(decision) if decision.auto_fix != Some(true)) {
+            return fast;
+        }
+        let confirmed = self.interpret(value);
+        if !agree(&fast, &confirmed) && bytecode.distrust() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                rule = %input.rule,
+                fingerprint = %input.fingerprint,
+                bytecode = ?fast,
+                interpreter = ?confirmed,
+                "The bytecode engine decided a finding differently from the interpreter; \
+                 the interpreter decides for this policy version from now on"
+            );
+        }
+        confirmed
     }
 
     /// Asks the approval policy who must approve a proposed fix. `None`
@@ -274,11 +380,19 @@ fn load_tuning(dir: &Path) -> Result<Option<Tuning>, PolicyError> {
     Ok(Some(Tuning::load(&path)?))
 }
 
-fn compile(
-    dir: &Path,
-    sources: &[PolicySource],
-    tuning: Option<&Tuning>,
-) -> Result<Engine, PolicyError> {
+/// `data` as the policies see it: the tuning under `tuning`, or nothing.
+fn tuning_data(dir: &Path, tuning: Option<&Tuning>) -> Result<Value, PolicyError> {
+    let Some(tuning) = tuning else {
+        return Ok(Value::new_object());
+    };
+    let value = serde_json::to_value(tuning).map_err(|err| PolicyError::Rego {
+        at: SourceAt::file(dir.join(tuning::FILE_NAME)),
+        reason: format!("cannot hand the tuning to rego: {err}"),
+    })?;
+    Ok(Value::from(serde_json::json!({ "tuning": value })))
+}
+
+fn compile(dir: &Path, sources: &[PolicySource], data: Value) -> Result<Engine, PolicyError> {
     let mut engine = Engine::new();
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: EVAL_TIME_LIMIT,
@@ -290,17 +404,9 @@ fn compile(
             .add_policy(source.name.clone(), source.text.clone())
             .map_err(|err| rego_error(&err, &source.path))?;
     }
-    if let Some(tuning) = tuning {
-        let path = dir.join(tuning::FILE_NAME);
-        let value = serde_json::to_value(tuning).map_err(|err| PolicyError::Rego {
-            at: SourceAt::file(&path),
-            reason: format!("cannot hand the tuning to rego: {err}"),
-        })?;
-        let data = serde_json::json!({ "tuning": value });
-        engine
-            .add_data(Value::from(data))
-            .map_err(|err| rego_error(&err, &path))?;
-    }
+    engine
+        .add_data(data)
+        .map_err(|err| rego_error(&err, &dir.join(tuning::FILE_NAME)))?;
     // regorus checks rule bodies (unsafe variables, bad imports) only when
     // it first evaluates something. A trivial query does that now, so a
     // broken policy fails the load rather than the first decision.
@@ -355,11 +461,16 @@ fn decide_on(
     declared: &[DeclaredRule],
     gather: Option<&str>,
 ) -> Result<Decision, PolicyError> {
-    let mut decision = Decision::default();
     let Some(gather) = gather else {
-        return Ok(decision);
+        return Ok(Decision::default());
     };
     let answers = evaluate_gathered(engine, declared, gather)?;
+    decision_from(&answers, declared)
+}
+
+/// The decision in the gathered object of `declared`'s values.
+fn decision_from(answers: &Value, declared: &[DeclaredRule]) -> Result<Decision, PolicyError> {
+    let mut decision = Decision::default();
     for rule in declared {
         let answer = answers[rule.output.name()]
             .as_set()
@@ -369,6 +480,138 @@ fn decide_on(
         rule.store(answer, &mut decision)?;
     }
     Ok(decision)
+}
+
+/// The gathered decision run on the bytecode engine. Its errors do not
+/// say which rule failed; callers that report one ask the interpreter.
+fn decide_by_bytecode(
+    bytecode: &Bytecode,
+    declared: &[DeclaredRule],
+    gather: &str,
+    input: Value,
+) -> Result<Decision, PolicyError> {
+    let answers = bytecode.evaluate(input).map_err(|err| PolicyError::Eval {
+        rule: gather.to_owned(),
+        at: declared
+            .first()
+            .map_or_else(|| SourceAt::file(GATHER_FILE), |r| SourceAt::file(&r.file)),
+        reason: format!("bytecode engine: {err:#}"),
+    })?;
+    decision_from(&answers, declared)
+}
+
+/// Whether two engines gave the same answer: the same decision, or both
+/// an error (whose wording differs between engines).
+fn agree(a: &Result<Decision, PolicyError>, b: &Result<Decision, PolicyError>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(_), Err(_)) => true,
+        _ => false,
+    }
+}
+
+/// The gathered decision compiled for the bytecode engine, if it compiles
+/// and decides every probe as the interpreter does.
+fn checked_bytecode(
+    engine: &Engine,
+    declared: &[DeclaredRule],
+    gather: &str,
+    data: Value,
+    probes: &[DecisionInput],
+) -> Option<Bytecode> {
+    let bytecode = match Bytecode::compile(engine, gather, data, EVAL_TIME_LIMIT) {
+        Ok(bytecode) => bytecode,
+        Err(err) => {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "The bytecode engine cannot compile these policies; the interpreter decides"
+            );
+            return None;
+        }
+    };
+    let mut interpreter = engine.clone();
+    for probe in probes {
+        let value = match probe.to_rego() {
+            Ok(value) => value,
+            Err(err) => {
+                tracing::warn!(error = %err, "A probe finding did not convert; the interpreter decides");
+                return None;
+            }
+        };
+        interpreter.set_input(value.clone());
+        let expected = decide_on(&mut interpreter, declared, Some(gather));
+        let got = decide_by_bytecode(&bytecode, declared, gather, value);
+        if !agree(&expected, &got) {
+            tracing::warn!(
+                rule = %probe.rule,
+                subject = %probe.subject,
+                attributes = %probe.attributes,
+                score = probe.score,
+                interpreter = ?expected,
+                bytecode = ?got,
+                "The bytecode engine decides a probe finding differently from the interpreter; \
+                 the interpreter decides"
+            );
+            return None;
+        }
+    }
+    tracing::debug!(
+        probes = probes.len(),
+        "The bytecode engine agrees with the interpreter"
+    );
+    Some(bytecode)
+}
+
+/// Findings that take the branches a drift policy usually has: every rule
+/// the detectors know or the tuning names, an unknown and a narrative
+/// one; each suppressed subject and one no suppression names; no role, an
+/// admin, a member, a granted privilege; scores at both ends.
+fn probes(tuning: Option<&Tuning>, now: Timestamp) -> Vec<DecisionInput> {
+    let mut rules: BTreeSet<&str> = KNOWN_RULES.iter().copied().collect();
+    rules.extend(["org-mesh-probe", "narrative-org-mesh-probe"]);
+    if let Some(tuning) = tuning {
+        rules.extend(tuning.rules.keys().map(String::as_str));
+        rules.extend(tuning.suppressions.iter().map(|s| s.rule.as_str()));
+    }
+    let attributes = [
+        serde_json::json!({}),
+        serde_json::json!({"role": "admin"}),
+        serde_json::json!({"role": "member"}),
+        serde_json::json!({"privilege_granted": true}),
+    ];
+    let mut all = Vec::new();
+    for rule in rules {
+        let mut subjects = vec![NodeRef::new("Account", "org-mesh:probe")];
+        for suppression in tuning.iter().flat_map(|t| &t.suppressions) {
+            if let (true, SubjectPattern::Node(node)) =
+                (suppression.rule == rule, &suppression.subject)
+            {
+                subjects.push(node.clone());
+            }
+        }
+        for subject in &subjects {
+            for attributes in &attributes {
+                for score in [1.0, 0.0] {
+                    all.push(DecisionInput {
+                        detector: "org-mesh-probe".into(),
+                        rule: rule.to_owned(),
+                        subject: subject.clone(),
+                        key: String::new(),
+                        title: format!("probe of {rule}"),
+                        score,
+                        default_severity: Severity::Medium,
+                        attributes: attributes.clone(),
+                        evidence_count: 1,
+                        has_remedy: true,
+                        now,
+                        fingerprint: format!("org-mesh-probe:{}", all.len()),
+                    });
+                }
+            }
+        }
+    }
+    let step = all.len().div_ceil(MAX_PROBES).max(1);
+    all.into_iter().step_by(step).collect()
 }
 
 /// The object of the declared rules' values, keyed by rule name, each a
@@ -706,7 +949,7 @@ mod tests {
             evidence: Vec::new(),
             remedy: None,
         };
-        let input = DecisionInput::from_finding(&finding, org_mesh_model::Timestamp::now_utc());
+        let input = DecisionInput::from_finding(&finding, Timestamp::now_utc());
         let prepared = set.engines.prepared();
         let mut engine = prepared.clone();
         let compiled = set
@@ -821,7 +1064,7 @@ suppressions:
 "#,
         )?;
         let set = PolicySet::load(dir.path())?;
-        let now = org_mesh_model::Timestamp::now_utc();
+        let now = Timestamp::now_utc();
         let cases = [
             ("account-unlinked", "github:alice", 0.95, ""),
             ("account-unlinked", "github:alice", 0.5, ""),
@@ -900,7 +1143,7 @@ suppressions:
                 evidence: Vec::new(),
                 remedy: None,
             },
-            org_mesh_model::Timestamp::now_utc(),
+            Timestamp::now_utc(),
         );
         let err = set.decide(&input).err().ok_or("bad date accepted")?;
         let text = err.to_string();
