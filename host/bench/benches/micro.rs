@@ -1,6 +1,6 @@
 //! The org-mesh side of the policy and plugin comparisons under
 //! Criterion's statistics, for tracking org-mesh against itself over time:
-//! `cargo bench -p org-mesh-bench --features rvm --bench micro`. The peer
+//! `cargo bench -p org-mesh-bench --bench micro`. The peer
 //! comparisons are in `compare`.
 
 #![expect(clippy::panic, reason = "a benchmark that cannot set up fails loudly")]
@@ -34,19 +34,13 @@ fn policy(c: &mut Criterion) {
             }
         });
     });
-    #[cfg(feature = "rvm")]
-    {
-        let program = or_panic(org_mesh_bench::policy::Program::new(&fixture));
-        let mut vm = or_panic(program.vm());
-        group.bench_function("bytecode program (RVM)", |b| {
-            b.iter(|| {
-                for input in &fixture.inputs {
-                    let out = org_mesh_bench::policy::Program::eval(&mut vm, input);
-                    std::hint::black_box(or_panic(out));
-                }
-            });
+    group.bench_function("bytecode engine", |b| {
+        b.iter(|| {
+            for input in &fixture.inputs {
+                std::hint::black_box(or_panic(fixture.bytecode.decide(input)));
+            }
         });
-    }
+    });
     group.finish();
 }
 

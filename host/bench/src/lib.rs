@@ -4,9 +4,9 @@
 //! same seeded inputs, checks that both give the same answer, and leaves
 //! the timing to the benches:
 //!
-//! - [`policy`]: the shipped drift policy through regorus (the prepared
-//!   engine org-mesh ships, per-rule compiled policies and, with the `rvm`
-//!   feature, one bytecode program) and through OPA's `opa` binary;
+//! - [`policy`]: the shipped drift policy through regorus (org-mesh's
+//!   decision on either of its engines, the interpreter rule by rule,
+//!   per-rule compiled policies) and through OPA's `opa` binary;
 //! - [`plugin`]: the identity-drift detector as a sandboxed component and
 //!   as the same Rust compiled natively;
 //! - [`synth`]: seeded synthetic organisations for the ingest and scale

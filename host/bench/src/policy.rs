@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use org_mesh_policy::{Decision, DecisionInput, PolicySet};
+use org_mesh_policy::{Decision, DecisionInput, Evaluator, PolicySet};
 use serde_json::{Map, Value as Json, json};
 
 /// The rules org-mesh asks the drift policy for, in its order.
@@ -26,6 +26,9 @@ pub fn rule_path(rule: &str) -> String {
 pub struct Fixture {
     dir: tempfile::TempDir,
     pub set: PolicySet,
+    /// The same folder loaded with the bytecode engine, checked to be the
+    /// engine in use.
+    pub bytecode: PolicySet,
     pub inputs: Vec<DecisionInput>,
     /// `data` as the policy sees it: `{"tuning": ...}`.
     pub data: Json,
@@ -48,11 +51,18 @@ impl Fixture {
             .context("copying the bench tuning")?;
 
         let set = PolicySet::load(dir.path()).context("loading the policy folder")?;
+        let bytecode = PolicySet::load_with(dir.path(), Evaluator::Bytecode)
+            .context("loading the policy folder for the bytecode engine")?;
+        anyhow::ensure!(
+            bytecode.evaluator() == Evaluator::Bytecode,
+            "the bytecode engine was ruled out at load (its log line says why)"
+        );
         let tuning = set.tuning().context("the bench tuning did not load")?;
         let data = json!({ "tuning": serde_json::to_value(tuning)? });
         Ok(Self {
             dir,
             set,
+            bytecode,
             inputs: findings()?,
             data,
         })
@@ -66,6 +76,11 @@ impl Fixture {
     /// Decides through the path the host takes.
     pub fn decide(&self, input: &DecisionInput) -> anyhow::Result<Json> {
         Ok(decision_json(&self.set.decide(input)?))
+    }
+
+    /// Decides through the host's bytecode engine.
+    pub fn decide_bytecode(&self, input: &DecisionInput) -> anyhow::Result<Json> {
+        Ok(decision_json(&self.bytecode.decide(input)?))
     }
 }
 
@@ -213,55 +228,6 @@ impl Compiled {
         self.rules
             .iter()
             .map(|rule| rule.eval_with_input(input.clone()))
-            .collect()
-    }
-}
-
-/// The four decision rules as one regorus bytecode program.
-#[cfg(feature = "rvm")]
-pub struct Program {
-    program: std::sync::Arc<regorus::rvm::Program>,
-    data: regorus::Value,
-}
-
-#[cfg(feature = "rvm")]
-impl std::fmt::Debug for Program {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program").finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "rvm")]
-impl Program {
-    pub fn new(fixture: &Fixture) -> anyhow::Result<Self> {
-        use regorus::languages::rego::compiler::Compiler;
-        let mut engine = engine(fixture)?;
-        let paths: Vec<String> = RULES.iter().map(|r| rule_path(r)).collect();
-        let entry: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let first = paths.first().context("no decision rules")?;
-        let policy = engine.compile_with_entrypoint(&first.as_str().into())?;
-        let program = Compiler::compile_from_policy(&policy, &entry)?;
-        Ok(Self {
-            program,
-            data: regorus::Value::from(fixture.data.clone()),
-        })
-    }
-
-    /// A machine loaded with the program and the tuning, ready for inputs.
-    pub fn vm(&self) -> anyhow::Result<regorus::rvm::RegoVM> {
-        let mut vm = regorus::rvm::RegoVM::new();
-        vm.load_program(self.program.clone());
-        vm.set_data(self.data.clone())?;
-        Ok(vm)
-    }
-
-    pub fn eval(
-        vm: &mut regorus::rvm::RegoVM,
-        input: &DecisionInput,
-    ) -> anyhow::Result<Vec<regorus::Value>> {
-        vm.set_input(rego_input(input)?);
-        (0..RULES.len())
-            .map(|i| Ok(vm.execute_entry_point_by_index(i)?))
             .collect()
     }
 }

@@ -1,7 +1,7 @@
 //! Prints org-mesh side by side with its peers, each figure a ratio of two
 //! measurements taken in this one run: `.ci/bench` installs the peers and
 //! runs it; by hand,
-//! `cargo bench -p org-mesh-bench --features rvm --bench compare -- [SECTION...]`
+//! `cargo bench -p org-mesh-bench --bench compare -- [SECTION...]`
 //! with sections `policy`, `plugin`, `ingest`, `scale` and `latency` (all
 //! when none is named). Each section first checks that both sides give the
 //! same answers and stops the run if they do not. Numbers are printed,

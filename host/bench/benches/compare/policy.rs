@@ -22,16 +22,7 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
     let opa = Opa::new(&fixture)?;
     let compiled = Compiled::new(&fixture)?;
     let mut rule_by_rule = RuleByRule::new(&fixture)?;
-    #[cfg(feature = "rvm")]
-    let program = policy::Program::new(&fixture)?;
-    #[cfg(feature = "rvm")]
-    let mut vm = program.vm()?;
 
-    #[cfg_attr(
-        not(feature = "rvm"),
-        expect(unused_mut, reason = "only the RVM counts disagreements")
-    )]
-    let mut rvm_disagrees = 0usize;
     // The same answers first: a faster engine that decides differently
     // would be no comparison at all.
     for (i, input) in fixture.inputs.iter().enumerate() {
@@ -48,17 +39,11 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
             one_by_one == ours,
             "finding {i}: rule by rule {one_by_one}, gathered {ours}"
         );
-        // The bytecode compiler is younger than regorus's interpreter; a
-        // finding it decides differently is reported rather than fatal, so
-        // that its speed is still known alongside how far to trust it.
-        #[cfg(feature = "rvm")]
-        {
-            let by_vm = policy::collect(policy::Program::eval(&mut vm, input)?)?;
-            if by_vm != ours {
-                eprintln!("policy: finding {i}: RVM decides {by_vm}, the interpreter {ours}");
-                rvm_disagrees += 1;
-            }
-        }
+        let by_vm = fixture.decide_bytecode(input)?;
+        ensure!(
+            by_vm == ours,
+            "finding {i}: bytecode engine {by_vm}, interpreter {ours}"
+        );
     }
     eprintln!(
         "policy: {} findings decide alike in org-mesh and opa",
@@ -72,10 +57,11 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
         ),
         ("prepared engine, one evaluation per rule", Vec::new()),
         ("compiled policy per rule", Vec::new()),
+        (
+            "bytecode engine (`policies.evaluator: bytecode`), rules gathered",
+            Vec::new(),
+        ),
     ];
-    if cfg!(feature = "rvm") {
-        means.push(("bytecode program (RVM)", Vec::new()));
-    }
     let mut peer = Vec::new();
     let mut p50 = Vec::new();
     for (i, input) in fixture.inputs.iter().enumerate() {
@@ -91,9 +77,8 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
         means[2]
             .1
             .push(mean_per_call(CALLS, || compiled.eval(input))?);
-        #[cfg(feature = "rvm")]
         means[3].1.push(mean_per_call(CALLS, || {
-            policy::Program::eval(&mut vm, input)
+            Ok(fixture.bytecode.decide(input)?)
         })?);
     }
 
@@ -105,14 +90,9 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
     );
     for (engine, per_finding) in &means {
         let ours = average(per_finding);
-        let caveat = if engine.contains("RVM") && rvm_disagrees > 0 {
-            format!(" (decides {rvm_disagrees} differently)")
-        } else {
-            String::new()
-        };
         table.row(
             &format!(
-                "policy decision, {engine}, mean of {} findings{caveat}",
+                "policy decision, {engine}, mean of {} findings",
                 per_finding.len()
             ),
             &human(ours),
@@ -121,5 +101,30 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
             ">= 10x",
         );
     }
+    // A bytecode decision that would let a fix run unattended is decided
+    // again by the interpreter; the others are the VM's alone.
+    let mut alone = (Vec::new(), Vec::new());
+    for (i, input) in fixture.inputs.iter().enumerate() {
+        if fixture.bytecode.decide(input)?.auto_fix != Some(true) {
+            alone.0.push(means[3].1[i]);
+            alone.1.push(peer[i]);
+        }
+    }
+    let (ours, theirs) = (average(&alone.0), average(&alone.1));
+    table.row(
+        &format!(
+            "policy decision, bytecode engine, the {} of {} findings it decides without the interpreter confirming",
+            alone.0.len(),
+            fixture.inputs.len()
+        ),
+        &human(ours),
+        &format!("OPA `opa bench` {}", human(theirs)),
+        &format!("{:.1}x faster", ratio(theirs, ours)),
+        ">= 10x",
+    );
+    ensure!(
+        fixture.bytecode.evaluator() == org_mesh_policy::Evaluator::Bytecode,
+        "the bytecode engine was ruled out during the run"
+    );
     means.first().context("no engine measured").map(|_| ())
 }
