@@ -372,3 +372,57 @@ async fn wait_outcome(http: &reqwest::Client, base: &str, candidate: &str, outco
     }
     panic!("no {outcome} reload of {candidate} within 15 s: {last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bytecode_evaluator_gives_way_to_the_interpreter_on_a_version_it_misreads() {
+    let (server, copies) = start_on_copies(&[("ORG_MESH_POLICIES__EVALUATOR", "bytecode")]).await;
+    let http = client();
+    let policies = copies.policies.clone();
+    let dir = policies.display().to_string();
+    let serving = folder_version(&policies);
+    let shown = |http: reqwest::Client, base: String| async move {
+        get_json(&http, &format!("{base}/api/v1/policies"), Some(VIEWER))
+            .await
+            .1
+    };
+    let before = shown(http.clone(), server.base.clone()).await;
+    assert_eq!(before["evaluator"], "bytecode", "{before}");
+    assert_eq!(
+        rated(&http, &server.base, "org-2fa-not-required").await,
+        ("medium".to_string(), serving)
+    );
+
+    // The tuned severity assigned in the rule body: the same meaning, but
+    // regorus 0.14.1's VM leaves it undefined for a rule the tuning does
+    // not rate, which the check at load finds.
+    let drift = policies.join("drift.rego");
+    let text = std::fs::read_to_string(&drift).unwrap_or_else(|e| panic!("{e}"));
+    let misread = text.replacen(
+        "_tuned := _settings.severity if {\n\t_settings.severity\n}",
+        "_tuned := s if {\n\ts := _settings.severity\n}",
+        1,
+    );
+    assert_ne!(
+        misread, text,
+        "drift.rego tests the tuned severity in its body"
+    );
+    save(&drift, misread.as_bytes());
+    let candidate = folder_version(&policies);
+    assert_eq!(
+        reloaded(&http, &server.base, "policy", &dir, &candidate).await,
+        "applied"
+    );
+    let after = shown(http.clone(), server.base.clone()).await;
+    assert_eq!(after["version"], candidate.as_str(), "{after}");
+    assert_eq!(after["evaluator"], "interpreter", "{after}");
+    // The new version decides, through the interpreter, as the old one did.
+    for _ in 0..200 {
+        let (severity, version) = rated(&http, &server.base, "org-2fa-not-required").await;
+        if version == candidate {
+            assert_eq!(severity, "medium");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no finding was decided by {candidate} within 10 s");
+}

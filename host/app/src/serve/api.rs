@@ -513,6 +513,7 @@ async fn policies(
             "dir": p.dir(),
             "files": p.files(),
             "tests": p.tests(),
+            "evaluator": p.evaluator(),
             "shadow": shadow,
         }),
         None => json!({"loaded": false, "version": policies.version, "shadow": shadow}),
