@@ -1,7 +1,7 @@
 //! The gathered drift decision compiled to a regorus bytecode program and
 //! run on regorus's VM.
 //!
-//! The VM decides about five times faster than the interpreter, but it is
+//! The VM decides about four times faster than the interpreter, but it is
 //! much younger and does not yet agree with it on everything. In regorus
 //! 0.14.1 it leaves a rule undefined where a body assigns from an
 //! undefined reference and an `else` should apply, and where a builtin

@@ -52,7 +52,7 @@ pub enum Evaluator {
     /// the policies' own tests run on.
     #[default]
     Interpreter,
-    /// The bytecode VM: about five times faster per decision, but younger.
+    /// The bytecode VM: about four times faster per decision, but younger.
     /// A set loaded with it first compares it with the interpreter on probe
     /// findings made from the tuning file and keeps the interpreter if they
     /// differ or the policies do not compile; afterwards every decision
