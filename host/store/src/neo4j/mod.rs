@@ -420,11 +420,11 @@ fn encode(record: impl FnOnce() -> String, value: &impl Serialize) -> Result<Str
 
 /// The `entity` property of a change log node: the entity's JSON, which is
 /// the same for the same entity every time.
-/// `kind` as a relationship type in a statement's text. Kinds are checked
-/// upper-case identifiers before they reach the store; the quoting keeps the
-/// text one type name whatever a kind holds.
-fn relationship_type(kind: &str) -> String {
-    format!("`{}`", kind.replace('`', "``"))
+/// A relationship type or label in a statement's text. Kinds and labels are
+/// checked identifiers before they reach the store; the quoting keeps the
+/// text one name whatever a name holds.
+fn quoted_name(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }
 
 fn entity_key(entity: &EntityId) -> Result<String, StoreError> {

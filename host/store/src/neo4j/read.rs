@@ -9,7 +9,7 @@ use org_mesh_model::{
     StoredEdge, StoredNode,
 };
 
-use super::{Neo4jStore, entity_key, relationship_type};
+use super::{Neo4jStore, entity_key, quoted_name};
 use crate::StoreError;
 
 pub(super) async fn node(
@@ -64,7 +64,7 @@ pub(super) async fn nodes_page(
 pub(super) async fn edges(store: &Neo4jStore, kind: &str) -> Result<Vec<StoredEdge>, StoreError> {
     let q = query(&format!(
         "MATCH (:Entity)-[r:{}]->(:Entity) RETURN r.record AS record",
-        relationship_type(kind)
+        quoted_name(kind)
     ));
     let rows = store.read("reading edges", q).await?;
     let mut out = rows
@@ -85,7 +85,7 @@ pub(super) async fn neighbours(
     kind: &str,
     dir: Direction,
 ) -> Result<Vec<(StoredEdge, StoredNode)>, StoreError> {
-    let kind = relationship_type(kind);
+    let kind = quoted_name(kind);
     let pattern = match dir {
         Direction::Outgoing => format!("(n)-[r:{kind}]->(m:Entity)"),
         Direction::Incoming => format!("(n)<-[r:{kind}]-(m:Entity)"),
@@ -161,18 +161,66 @@ pub(super) async fn history(
     rows.iter().map(|row| store.decode(row, "entry")).collect()
 }
 
+/// Labels of the store's own nodes. Every twin node carries `Entity`, and a
+/// plugin may give twin nodes any of these as their label too; only the
+/// `label` property then tells them apart.
+const OWN_LABELS: [&str; 3] = ["Entity", "ChangeLog", "ChangeLogCounter"];
+
+/// Nodes per label without reading any node: every twin node also carries
+/// its own label, and Neo4j keeps a count per label, which the planner
+/// reads for `MATCH (n:Label) WITH count(n) AS count` (not when the label
+/// is returned beside the count in the same clause, which it plans as a
+/// scan of the label). A label the store uses itself is counted through
+/// the `(label, key)` index instead. Reading `n.label` of every node, as
+/// this once did, read the whole twin each time `serve` refreshed its
+/// figures.
 pub(super) async fn counts(store: &Neo4jStore) -> Result<BTreeMap<String, u64>, StoreError> {
-    let q = query("MATCH (n:Entity) RETURN n.label AS label, count(n) AS count");
-    let rows = store.read("counting nodes", q).await?;
+    const OPERATION: &str = "counting nodes";
+    let unreadable = |e| store.fail(OPERATION, neo4rs::Error::DeserializationError(e));
+    // Both statements in one transaction, so a label created in between
+    // is either in both or in neither.
+    let mut txn = store.begin().await?;
+    let listed = store
+        .rows(
+            &mut txn,
+            OPERATION,
+            query("CALL db.labels() YIELD label RETURN label"),
+        )
+        .await?;
+    let mut branches = Vec::new();
+    let mut params = Vec::new();
+    for label in OWN_LABELS {
+        branches.push(format!(
+            "MATCH (n:Entity {{label: $l{i}}}) WHERE n.key IS NOT NULL \
+             RETURN $l{i} AS label, count(n) AS count",
+            i = params.len()
+        ));
+        params.push(label.to_owned());
+    }
+    for row in &listed {
+        let label: String = row.get("label").map_err(unreadable)?;
+        if OWN_LABELS.contains(&label.as_str()) {
+            continue;
+        }
+        branches.push(format!(
+            "MATCH (n:{}) WITH count(n) AS count RETURN $l{} AS label, count",
+            quoted_name(&label),
+            params.len()
+        ));
+        params.push(label);
+    }
+    let mut q = query(&branches.join(" UNION ALL "));
+    for (i, label) in params.into_iter().enumerate() {
+        q = q.param(&format!("l{i}"), label);
+    }
+    let rows = store.rows(&mut txn, OPERATION, q).await?;
+    store.commit(txn).await?;
     let mut out = BTreeMap::new();
     for row in &rows {
-        let label: String = row
-            .get("label")
-            .map_err(|e| store.fail("counting nodes", neo4rs::Error::DeserializationError(e)))?;
-        let count: u64 = row
-            .get("count")
-            .map_err(|e| store.fail("counting nodes", neo4rs::Error::DeserializationError(e)))?;
-        out.insert(label, count);
+        let count: u64 = row.get("count").map_err(unreadable)?;
+        if count > 0 {
+            out.insert(row.get("label").map_err(unreadable)?, count);
+        }
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ use org_mesh_model::{
     NodeRef, Properties, StoredEdge, StoredNode, Timestamp,
 };
 
-use super::{Neo4jStore, Transaction, encode, entity_key, relationship_type};
+use super::{Neo4jStore, Transaction, encode, entity_key, quoted_name};
 use crate::prepare::{EdgeKey, Prepared, covered, edge_record, node_record, settle};
 use crate::{Applied, StoreError};
 
@@ -236,7 +236,7 @@ impl Writer<'_> {
                  USING INDEX b:Entity(label, key) \
                  MERGE (a)-[r:{}]->(b) \
                  SET r.kind = row.kind, r.record = row.record",
-                relationship_type(kind)
+                quoted_name(kind)
             );
             run_in_parts(store, txn, "writing edges", &text, rows).await?;
         }
@@ -447,7 +447,7 @@ async fn fetch_edges(
              USING INDEX a:Entity(label, key) \
              USING INDEX b:Entity(label, key) \
              RETURN r.record AS record",
-            relationship_type(kind)
+            quoted_name(kind)
         );
         for row in &rows_in_parts(store, txn, "reading edges", &text, rows).await? {
             let edge: StoredEdge = store.decode(row, "record")?;
@@ -479,7 +479,7 @@ async fn covered_records(
             let q = format!(
                 "MATCH (:Entity {{label: $label, key: $key}})-[r:{}]->(:Entity) \
                  RETURN r.record AS record",
-                relationship_type(kind)
+                quoted_name(kind)
             );
             (q, vec![("label", &node.label), ("key", &node.key)])
         }
@@ -487,7 +487,7 @@ async fn covered_records(
             let q = format!(
                 "MATCH (:Entity)-[r:{}]->(:Entity {{label: $label, key: $key}}) \
                  RETURN r.record AS record",
-                relationship_type(kind)
+                quoted_name(kind)
             );
             (q, vec![("label", &node.label), ("key", &node.key)])
         }
@@ -572,9 +572,9 @@ mod tests {
 
     #[test]
     fn a_kind_is_one_quoted_type_name() {
-        assert_eq!(relationship_type("MEMBER_OF"), "`MEMBER_OF`");
+        assert_eq!(quoted_name("MEMBER_OF"), "`MEMBER_OF`");
         assert_eq!(
-            relationship_type("A`]->(x) DETACH DELETE x//"),
+            quoted_name("A`]->(x) DETACH DELETE x//"),
             "`A``]->(x) DETACH DELETE x//`"
         );
     }

@@ -533,6 +533,30 @@ pub async fn counts(store: Arc<dyn GraphStore>) {
     apply(&store, "github", 2, acme()).await;
     let counts = store.counts().await.expect("counts");
     assert_eq!(counts.get("Account"), Some(&2));
+
+    // Labels a backend uses for its own records (Neo4j's `Entity` on every
+    // node, its change log's) are ordinary labels to a plugin, and count
+    // only the twin's nodes that carry them.
+    let own = batch(
+        vec![
+            node("Entity", "e1", &[]),
+            node("ChangeLog", "c1", &[]),
+            node("ChangeLog", "c2", &[]),
+            node("ChangeLogCounter", "n1", &[]),
+        ],
+        vec![],
+        vec![],
+    );
+    apply(&store, "plugin", 3, own).await;
+    let counts = store.counts().await.expect("counts");
+    let expected = BTreeMap::from([
+        ("Account".to_owned(), 2),
+        ("ChangeLog".to_owned(), 2),
+        ("ChangeLogCounter".to_owned(), 1),
+        ("Entity".to_owned(), 1),
+        ("Organisation".to_owned(), 1),
+    ]);
+    assert_eq!(counts, expected);
 }
 
 /// Paging through a label returns every node of it once, whatever the
