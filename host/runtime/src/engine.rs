@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use org_mesh_cache::Coordination;
@@ -84,15 +84,75 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// Stops the epoch ticker thread when the runtime goes away.
+/// The thread advancing the engine's epoch, which is what interrupts a
+/// plugin past its CPU limit. It ticks only while a call is running and
+/// is parked otherwise, so an idle process is not woken every tick. It
+/// stops when the runtime goes away.
 #[derive(Debug)]
-struct Ticker {
-    stop: Arc<AtomicBool>,
+pub(crate) struct Ticker {
+    state: Arc<TickerState>,
+    thread: std::thread::Thread,
+}
+
+#[derive(Debug, Default)]
+struct TickerState {
+    stop: AtomicBool,
+    running: AtomicUsize,
+    ticks: AtomicU64,
+}
+
+/// A call in progress, for the ticker: while any is alive, it ticks.
+pub(crate) struct Running<'a>(&'a Ticker);
+
+impl Ticker {
+    fn spawn(engine: Engine, tick: Duration) -> anyhow::Result<Self> {
+        let state = Arc::new(TickerState::default());
+        let shared = Arc::clone(&state);
+        let handle = std::thread::Builder::new()
+            .name("org-mesh-epoch".into())
+            .spawn(move || {
+                while !shared.stop.load(Ordering::SeqCst) {
+                    // A call starting after this check unparks the thread,
+                    // and an unpark before the park makes it return at once.
+                    if shared.running.load(Ordering::SeqCst) == 0 {
+                        std::thread::park();
+                        continue;
+                    }
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                    shared.ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
+        Ok(Self {
+            state,
+            thread: handle.thread().clone(),
+        })
+    }
+
+    pub(crate) fn running(&self) -> Running<'_> {
+        if self.state.running.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.thread.unpark();
+        }
+        Running(self)
+    }
+
+    /// Ticks so far; for tests of when the ticker runs.
+    #[cfg(test)]
+    pub(crate) fn ticks(&self) -> u64 {
+        self.state.ticks.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.state.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.thread.unpark();
     }
 }
 
@@ -104,7 +164,7 @@ pub(crate) struct Shared {
     pub options: RuntimeOptions,
     pub cache: Option<Cache>,
     pub metrics: crate::registry::Metrics,
-    _ticker: Ticker,
+    pub ticker: Ticker,
 }
 
 impl std::fmt::Debug for Shared {
@@ -146,8 +206,7 @@ impl Runtime {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = crate::host::Clients::new()?;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.clone(), options.epoch_tick, stop.clone())?;
+        let ticker = Ticker::spawn(engine.clone(), options.epoch_tick)?;
 
         let cache = options
             .cache_dir
@@ -166,7 +225,7 @@ impl Runtime {
                 cache,
                 metrics: crate::registry::Metrics::new(registry)?,
                 options,
-                _ticker: Ticker { stop },
+                ticker,
             }),
         })
     }
@@ -228,14 +287,42 @@ fn engine_config(options: &RuntimeOptions) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    std::thread::Builder::new()
-        .name("org-mesh-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                engine.increment_epoch();
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn the_ticker_ticks_only_while_a_call_runs() {
+        let ticker = Ticker::spawn(Engine::default(), Duration::from_millis(1)).expect("ticker");
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(ticker.ticks(), 0, "the ticker ran with no call running");
+
+        {
+            let _running = ticker.running();
+            let _nested = ticker.running();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ticker.ticks() < 3 {
+                assert!(Instant::now() < deadline, "no tick while a call ran");
+                std::thread::sleep(Duration::from_millis(1));
             }
-        })?;
-    Ok(())
+        }
+        // A tick already under way may still land; then it parks.
+        std::thread::sleep(Duration::from_millis(20));
+        let settled = ticker.ticks();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            ticker.ticks() <= settled + 1,
+            "the ticker kept running: {settled} then {}",
+            ticker.ticks()
+        );
+
+        let _running = ticker.running();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ticker.ticks() <= settled + 1 {
+            assert!(Instant::now() < deadline, "no tick after waking again");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }

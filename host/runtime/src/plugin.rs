@@ -615,6 +615,7 @@ impl Plugin {
             return Err(self.error(function, failure));
         }
 
+        let _running = self.inner.shared.ticker.running();
         let started = Instant::now();
         let mut store = self.new_store();
         let limits = options.limits;
