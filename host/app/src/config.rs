@@ -502,6 +502,17 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// The plugins the configured instances use, by manifest name: the only
+    /// ones worth compiling.
+    pub fn plugin_names(&self) -> std::collections::BTreeSet<&str> {
+        self.connectors
+            .iter()
+            .chain(&self.detectors)
+            .chain(&self.executors)
+            .map(|instance| instance.plugin.as_str())
+            .collect()
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let mut text = String::new();
         // One byte past the limit is enough for `parse` to refuse the file

@@ -249,16 +249,19 @@ impl Twin {
         )
         .context("starting the plugin runtime")?;
         let mut plugins = BTreeMap::new();
+        let mut unused = Vec::new();
+        let wanted = config.plugin_names();
         for dir in &config.plugins.dirs {
-            let loaded = Registry::load_dir(&runtime, dir)
+            let loaded = Registry::load_dir_where(&runtime, dir, |name| wanted.contains(name))
                 .await
                 .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
             report
                 .skipped
                 .extend(loaded.failed.iter().map(|e| e.to_string()));
             plugins.extend(loaded.plugins);
+            unused.extend(loaded.unused);
         }
-        let instances = bind_all(config, &plugins, &mut report.skipped);
+        let instances = bind_all(config, &plugins, &unused, &mut report.skipped);
         let policy = load_policy(config, &mut report);
         let mappings = load_mappings(config, &mut report);
         let policy_latency = prometheus::Histogram::with_opts(
@@ -804,9 +807,13 @@ fn view(d: &Decision, policy_version: &str) -> DecisionView {
     }
 }
 
+/// Binds every configured instance to its plugin. `unused` names the
+/// plugins found in the folders but not loaded, for the message about an
+/// instance whose plugin is missing (usually a misspelt name).
 pub(crate) fn bind_all(
     config: &Config,
     plugins: &BTreeMap<String, Plugin>,
+    unused: &[String],
     skipped: &mut Vec<String>,
 ) -> Instances {
     let mut out = Instances {
@@ -817,8 +824,16 @@ pub(crate) fn bind_all(
     let mut bind = |inst: &Instance, kind: Kind| -> Option<Plugin> {
         let Some(plugin) = plugins.get(&inst.plugin) else {
             let loaded: Vec<&str> = plugins.keys().map(String::as_str).collect();
+            let also = if unused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; in the plugin folders, used by no instance: {}",
+                    unused.join(", ")
+                )
+            };
             skipped.push(format!(
-                "{kind} {}: plugin {:?} is not loaded (loaded: {})",
+                "{kind} {}: plugin {:?} is not loaded (loaded: {}{also})",
                 inst.name,
                 inst.plugin,
                 loaded.join(", ")

@@ -303,18 +303,21 @@ impl Twin {
     /// new version that passes its checks.
     pub async fn reload_plugins(&self) -> Vec<ReloadReport> {
         let mut plugins = BTreeMap::new();
+        let mut unused = Vec::new();
         let mut failures = Vec::new();
+        let wanted = self.config.plugin_names();
         for dir in &self.config.plugins.dirs {
-            match Registry::load_dir(&self.runtime, dir).await {
+            match Registry::load_dir_where(&self.runtime, dir, |name| wanted.contains(name)).await {
                 Ok(loaded) => {
                     plugins.extend(loaded.plugins);
+                    unused.extend(loaded.unused);
                     failures.extend(loaded.failed.iter().map(ToString::to_string));
                 }
                 Err(e) => failures.push(format!("{}: {e}", dir.display())),
             }
         }
         let mut problems = Vec::new();
-        let candidates = bind_all(&self.config, &plugins, &mut problems);
+        let candidates = bind_all(&self.config, &plugins, &unused, &mut problems);
         problems.extend(failures);
 
         let current = self.instances();

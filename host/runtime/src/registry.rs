@@ -158,11 +158,15 @@ impl PluginStats {
     }
 }
 
-/// The plugins of one folder that loaded, and those that did not.
+/// The plugins of one folder that loaded, those that did not, and those
+/// left alone because nothing wanted them.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub plugins: BTreeMap<String, Plugin>,
     pub failed: Vec<LoadError>,
+    /// Names from manifests that were read but whose plugins were neither
+    /// compiled nor checked.
+    pub unused: Vec<String>,
 }
 
 /// Loads plugin folders: each subfolder holding a `manifest.yaml` is one
@@ -172,6 +176,18 @@ pub struct Registry;
 
 impl Registry {
     pub async fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Loaded, LoadError> {
+        Self::load_dir_where(runtime, dir, |_| true).await
+    }
+
+    /// [`Registry::load_dir`], loading only the plugins whose manifest name
+    /// `wanted` accepts. Compiling a component is most of the cost of
+    /// loading it when the compiled-plugin cache is cold (seconds for the
+    /// shipped plugins), so a process loads only what it will call.
+    pub async fn load_dir_where(
+        runtime: &Runtime,
+        dir: &Path,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Loaded, LoadError> {
         let read_err = |error| LoadError::Read {
             path: dir.to_path_buf(),
             error,
@@ -187,6 +203,11 @@ impl Registry {
         let mut loaded = Loaded::default();
         for path in manifests {
             let result = match Manifest::load(&path) {
+                Ok(manifest) if !wanted(&manifest.name) => {
+                    tracing::debug!(plugin = %manifest.name, "Plugin not loaded: nothing uses it");
+                    loaded.unused.push(manifest.name);
+                    continue;
+                }
                 Ok(manifest) => runtime.load(manifest).await,
                 Err(e) => Err(e),
             };

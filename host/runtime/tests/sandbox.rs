@@ -777,3 +777,40 @@ async fn a_plugin_folder_loads_what_it_can_and_reports_the_rest() {
             .contains("broken/manifest.yaml")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_nothing_wants_is_neither_compiled_nor_reported() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let good = copy_plugin(|m| m);
+    let good_dest = root.path().join("misbehaving");
+    std::fs::create_dir(&good_dest).unwrap_or_else(|e| panic!("{e}"));
+    for f in ["manifest.yaml", "misbehaving.wasm"] {
+        std::fs::copy(good.path().join(f), good_dest.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A well-formed manifest over a component that cannot compile: loading
+    // it would fail, so only not loading it passes.
+    let unwanted = root.path().join("unwanted");
+    std::fs::create_dir(&unwanted).unwrap_or_else(|e| panic!("{e}"));
+    let manifest = std::fs::read_to_string(good.path().join("manifest.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replacen("name: misbehaving", "name: unwanted", 1);
+    std::fs::write(unwanted.join("manifest.yaml"), manifest).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(unwanted.join("misbehaving.wasm"), b"\0asm not a component")
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let rt = runtime();
+    let loaded =
+        org_mesh_runtime::Registry::load_dir_where(&rt, root.path(), |name| name != "unwanted")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.plugins.keys().collect::<Vec<_>>(), ["misbehaving"]);
+    assert!(loaded.failed.is_empty(), "{:?}", loaded.failed);
+    assert_eq!(loaded.unused, ["unwanted"]);
+
+    // Wanted, the same folder fails on the broken component.
+    let all = org_mesh_runtime::Registry::load_dir(&rt, root.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.failed.len(), 1, "{:?}", all.failed);
+    assert!(all.unused.is_empty());
+}
