@@ -43,6 +43,22 @@ fn folder(policy: &str, tuning: &str) -> Result<tempfile::TempDir, std::io::Erro
     Ok(dir)
 }
 
+/// `policy` and `tuning` in a folder, loaded asking for the bytecode
+/// engine.
+fn bytecode_set(
+    policy: &str,
+    tuning: &str,
+) -> Result<(tempfile::TempDir, PolicySet), Box<dyn std::error::Error>> {
+    let dir = folder(policy, tuning)?;
+    let set = PolicySet::load_with(dir.path(), Evaluator::Bytecode)?;
+    Ok((dir, set))
+}
+
+/// A finding of `rule` about one account, scored 1.
+fn on_account(rule: &str, attributes: serde_json::Value) -> DecisionInput {
+    input(rule, NodeRef::new("Account", "a"), attributes, 1.0)
+}
+
 #[test]
 fn bytecode_decides_the_shipped_policy_as_the_interpreter_does() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -120,22 +136,11 @@ _tuned := s if {
 
 severity := _tuned
 "#;
-    let dir = folder(policy, "rules:\n  account-unlinked: {severity: high}\n")?;
-    let set = PolicySet::load_with(dir.path(), Evaluator::Bytecode)?;
+    let (_dir, set) = bytecode_set(policy, "rules:\n  account-unlinked: {severity: high}\n")?;
     assert_eq!(set.evaluator(), Evaluator::Interpreter);
-    let untuned = input(
-        "account-without-mfa",
-        NodeRef::new("Account", "a"),
-        json!({}),
-        1.0,
-    );
+    let untuned = on_account("account-without-mfa", json!({}));
     assert_eq!(set.decide(&untuned)?.severity, Some(Severity::Low));
-    let tuned = input(
-        "account-unlinked",
-        NodeRef::new("Account", "a"),
-        json!({}),
-        1.0,
-    );
+    let tuned = on_account("account-unlinked", json!({}));
     assert_eq!(set.decide(&tuned)?.severity, Some(Severity::High));
     Ok(())
 }
@@ -153,15 +158,9 @@ severity := s if {
 	s := _default with input.default_severity as "high"
 }
 "#;
-    let dir = folder(policy, "rules: {}\n")?;
-    let set = PolicySet::load_with(dir.path(), Evaluator::Bytecode)?;
+    let (_dir, set) = bytecode_set(policy, "rules: {}\n")?;
     assert_eq!(set.evaluator(), Evaluator::Interpreter);
-    let finding = input(
-        "account-unlinked",
-        NodeRef::new("Account", "a"),
-        json!({}),
-        1.0,
-    );
+    let finding = on_account("account-unlinked", json!({}));
     assert_eq!(set.decide(&finding)?.severity, Some(Severity::High));
     Ok(())
 }
@@ -184,26 +183,15 @@ auto_fix := v if {
 	v := input.attributes.absent
 } else := false
 "#;
-    let dir = folder(policy, "rules: {}\n")?;
-    let set = PolicySet::load_with(dir.path(), Evaluator::Bytecode)?;
+    let (_dir, set) = bytecode_set(policy, "rules: {}\n")?;
     assert_eq!(set.evaluator(), Evaluator::Bytecode);
 
-    let plain = input(
-        "account-unlinked",
-        NodeRef::new("Account", "a"),
-        json!({}),
-        1.0,
-    );
+    let plain = on_account("account-unlinked", json!({}));
     assert_eq!(set.decide(&plain)?.auto_fix, Some(false));
     assert_eq!(set.evaluator(), Evaluator::Bytecode);
 
     let special = json!({"special": "yes"});
-    let odd = input(
-        "account-unlinked",
-        NodeRef::new("Account", "a"),
-        special,
-        1.0,
-    );
+    let odd = on_account("account-unlinked", special);
     assert_eq!(set.decide(&odd)?.auto_fix, Some(false));
     assert_eq!(set.evaluator(), Evaluator::Interpreter);
     assert_eq!(set.decide(&odd)?.auto_fix, Some(false));
@@ -223,15 +211,9 @@ severity := "low"
 
 auto_fix if time.parse_rfc3339_ns(input.title) > 0
 "#;
-    let dir = folder(policy, "rules: {}\n")?;
-    let set = PolicySet::load_with(dir.path(), Evaluator::Bytecode)?;
+    let (_dir, set) = bytecode_set(policy, "rules: {}\n")?;
     assert_eq!(set.evaluator(), Evaluator::Interpreter);
-    let finding = input(
-        "account-unlinked",
-        NodeRef::new("Account", "a"),
-        json!({}),
-        1.0,
-    );
+    let finding = on_account("account-unlinked", json!({}));
     let err = set.decide(&finding).err().ok_or("a title is no date")?;
     assert!(
         err.to_string().contains("data.orgmesh.drift.auto_fix"),
