@@ -656,19 +656,10 @@ impl Config {
                     self.policies.dir = value.clone().into();
                     Ok(())
                 }
-                "policies__evaluator" => match value.as_str() {
-                    "interpreter" => {
-                        self.policies.evaluator = org_mesh_policy::Evaluator::Interpreter;
-                        Ok(())
-                    }
-                    "bytecode" => {
-                        self.policies.evaluator = org_mesh_policy::Evaluator::Bytecode;
-                        Ok(())
-                    }
-                    other => Err(format!(
-                        "ORG_MESH_POLICIES__EVALUATOR: {other:?} is not interpreter or bytecode"
-                    )),
-                },
+                "policies__evaluator" => value
+                    .parse()
+                    .map(|evaluator| self.policies.evaluator = evaluator)
+                    .map_err(|e| format!("ORG_MESH_POLICIES__EVALUATOR: {e}")),
                 "actions__dry_run" => match value.as_str() {
                     "true" => {
                         self.actions.dry_run = true;

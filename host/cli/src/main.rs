@@ -142,6 +142,11 @@ enum PolicyCommand {
         /// The policy folder.
         #[arg(long, default_value = "policies")]
         dir: PathBuf,
+        /// The engine asked to decide, as `policies.evaluator` in the
+        /// configuration: interpreter or bytecode. The output's
+        /// `evaluator` says which one did.
+        #[arg(long, value_name = "ENGINE", default_value = "interpreter")]
+        evaluator: org_mesh_policy::Evaluator,
     },
 }
 
@@ -237,7 +242,11 @@ fn main() -> ExitCode {
         }
         Command::Policy { command } => match command {
             PolicyCommand::Test { dir } => policy::test(&dir),
-            PolicyCommand::Eval { input, dir } => policy::eval(&input, &dir),
+            PolicyCommand::Eval {
+                input,
+                dir,
+                evaluator,
+            } => policy::eval(&input, &dir, evaluator),
         },
         Command::Plugin { command } => runtime.block_on(plugin::run(command)),
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use org_mesh_app::pipeline::folder_version;
-use org_mesh_policy::{DecisionInput, PolicyError, PolicySet};
+use org_mesh_policy::{DecisionInput, Evaluator, PolicyError, PolicySet};
 
 use crate::fail;
 
@@ -45,7 +45,7 @@ pub fn test(dir: &Path) -> ExitCode {
     }
 }
 
-pub fn eval(input: &Path, dir: &Path) -> ExitCode {
+pub fn eval(input: &Path, dir: &Path, evaluator: Evaluator) -> ExitCode {
     let text = match std::fs::read_to_string(input) {
         Ok(t) => t,
         Err(e) => return fail(&format!("cannot read {}: {e}", input.display())),
@@ -69,7 +69,7 @@ pub fn eval(input: &Path, dir: &Path) -> ExitCode {
         }
     };
     let version = folder_version(dir);
-    let set = match PolicySet::load(dir) {
+    let set = match PolicySet::load_with(dir, evaluator) {
         Ok(s) => s,
         Err(e) => return fail(&format!("policy folder {}: {e}", dir.display())),
     };
@@ -79,6 +79,7 @@ pub fn eval(input: &Path, dir: &Path) -> ExitCode {
     };
     let printed = serde_json::json!({
         "policy_version": version,
+        "evaluator": set.evaluator(),
         "decision": {
             "severity": decision.severity,
             "suppressed": decision.suppressed,

@@ -125,3 +125,80 @@ fn eval_prints_the_decision_with_the_policy_version() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is not a decision input"), "{stderr}");
 }
+
+#[test]
+fn eval_says_which_engine_decided() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({
+            "detector": "identity-drift",
+            "rule": "account-without-mfa",
+            "subject": {"label": "Account", "key": "github:octocat"},
+            "key": "",
+            "title": "octocat has no second factor",
+            "score": 1.0,
+            "default_severity": "low",
+            "attributes": {"role": "admin"},
+            "evidence_count": 1,
+            "has_remedy": false
+        })
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let eval = |policies: &Path, engine: &str| {
+        let out = org_mesh(&[
+            "policy",
+            "eval",
+            "--input",
+            &input.display().to_string(),
+            "--dir",
+            &policies.display().to_string(),
+            "--evaluator",
+            engine,
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        serde_json::from_str::<Value>(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let shipped = root().join("policies");
+    let interpreted = eval(&shipped, "interpreter");
+    let compiled = eval(&shipped, "bytecode");
+    assert_eq!(interpreted["evaluator"], "interpreter");
+    assert_eq!(compiled["evaluator"], "bytecode");
+    assert_eq!(compiled["decision"], interpreted["decision"]);
+    assert_eq!(compiled["decision"]["severity"], "high", "{compiled}");
+
+    // A version the bytecode engine misreads is decided by the interpreter.
+    let copy = dir.path().join("policies");
+    std::fs::create_dir(&copy).unwrap_or_else(|e| panic!("{e}"));
+    copy_policies(&copy);
+    let drift = copy.join("drift.rego");
+    let text_before = std::fs::read_to_string(&drift).unwrap_or_else(|e| panic!("{e}"));
+    let misread = text_before.replacen(
+        "_tuned := _settings.severity if {\n\t_settings.severity\n}",
+        "_tuned := s if {\n\ts := _settings.severity\n}",
+        1,
+    );
+    assert_ne!(misread, text_before);
+    std::fs::write(&drift, misread).unwrap_or_else(|e| panic!("{e}"));
+    let fallen_back = eval(&copy, "bytecode");
+    assert_eq!(fallen_back["evaluator"], "interpreter", "{fallen_back}");
+    assert_eq!(fallen_back["decision"], interpreted["decision"]);
+
+    let out = org_mesh(&[
+        "policy",
+        "eval",
+        "--input",
+        &input.display().to_string(),
+        "--evaluator",
+        "quick",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"quick\" is not interpreter or bytecode"),
+        "{stderr}"
+    );
+}

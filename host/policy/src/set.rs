@@ -66,6 +66,18 @@ pub enum Evaluator {
     Bytecode,
 }
 
+impl std::str::FromStr for Evaluator {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "interpreter" => Ok(Evaluator::Interpreter),
+            "bytecode" => Ok(Evaluator::Bytecode),
+            other => Err(format!("{other:?} is not interpreter or bytecode")),
+        }
+    }
+}
+
 impl fmt::Display for Evaluator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
