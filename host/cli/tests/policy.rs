@@ -16,6 +16,14 @@ fn org_mesh(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running org-mesh: {e}"))
 }
 
+/// `org-mesh policy eval --input INPUT` followed by `args`.
+fn policy_eval(input: &Path, args: &[&str]) -> Output {
+    let input = input.display().to_string();
+    let mut all = vec!["policy", "eval", "--input", input.as_str()];
+    all.extend_from_slice(args);
+    org_mesh(&all)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -95,14 +103,7 @@ fn eval_prints_the_decision_with_the_policy_version() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let policies = root().join("policies");
-    let out = org_mesh(&[
-        "policy",
-        "eval",
-        "--input",
-        &input.display().to_string(),
-        "--dir",
-        &policies.display().to_string(),
-    ]);
+    let out = policy_eval(&input, &["--dir", &policies.display().to_string()]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     let printed: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
@@ -113,14 +114,7 @@ fn eval_prints_the_decision_with_the_policy_version() {
     assert_eq!(printed["policy_version"], version.as_str(), "{printed}");
 
     std::fs::write(&input, "{\"rule\": 3}").unwrap_or_else(|e| panic!("{e}"));
-    let out = org_mesh(&[
-        "policy",
-        "eval",
-        "--input",
-        &input.display().to_string(),
-        "--dir",
-        &policies.display().to_string(),
-    ]);
+    let out = policy_eval(&input, &["--dir", &policies.display().to_string()]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is not a decision input"), "{stderr}");
@@ -148,16 +142,15 @@ fn eval_says_which_engine_decided() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let eval = |policies: &Path, engine: &str| {
-        let out = org_mesh(&[
-            "policy",
-            "eval",
-            "--input",
-            &input.display().to_string(),
-            "--dir",
-            &policies.display().to_string(),
-            "--evaluator",
-            engine,
-        ]);
+        let out = policy_eval(
+            &input,
+            &[
+                "--dir",
+                &policies.display().to_string(),
+                "--evaluator",
+                engine,
+            ],
+        );
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
         serde_json::from_str::<Value>(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
@@ -187,14 +180,7 @@ fn eval_says_which_engine_decided() {
     assert_eq!(fallen_back["evaluator"], "interpreter", "{fallen_back}");
     assert_eq!(fallen_back["decision"], interpreted["decision"]);
 
-    let out = org_mesh(&[
-        "policy",
-        "eval",
-        "--input",
-        &input.display().to_string(),
-        "--evaluator",
-        "quick",
-    ]);
+    let out = policy_eval(&input, &["--evaluator", "quick"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -27,6 +27,8 @@ use regorus::{Engine, Value};
 const MAX_INSTRUCTIONS: usize = 10_000_000;
 
 pub(crate) struct Bytecode {
+    /// The path of the rule compiled, which its errors are reported under.
+    entry: String,
     program: Arc<Program>,
     data: Value,
     time_limit: Duration,
@@ -53,6 +55,7 @@ impl Bytecode {
         let policy = engine.compile_with_entrypoint(&entry.into())?;
         let program = Compiler::compile_from_policy(&policy, &[entry])?;
         let bytecode = Self {
+            entry: entry.to_owned(),
             program,
             data,
             time_limit,
@@ -91,6 +94,10 @@ impl Bytecode {
             idle.push(vm);
         }
         Ok(answer)
+    }
+
+    pub(crate) fn entry(&self) -> &str {
+        &self.entry
     }
 
     pub(crate) fn trusted(&self) -> bool {

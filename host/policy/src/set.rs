@@ -227,9 +227,9 @@ impl PolicySet {
     )]
     pub fn decide(&self, input: &DecisionInput) -> Result<Decision, PolicyError> {
         let value = input.to_rego()?;
-        let decision = match (&self.bytecode, self.gather.as_deref()) {
-            (Some(bytecode), Some(gather)) if bytecode.trusted() => {
-                self.decide_confirmed(bytecode, gather, input, value)?
+        let decision = match &self.bytecode {
+            Some(bytecode) if bytecode.trusted() => {
+                self.decide_confirmed(bytecode, input, value)?
             }
             _ => self.interpret(value)?,
         };
@@ -257,11 +257,10 @@ impl PolicySet {
     fn decide_confirmed(
         &self,
         bytecode: &Bytecode,
-        gather: &str,
         input: &DecisionInput,
         value: Value,
     ) -> Result<Decision, PolicyError> {
-        let fast = decide_by_bytecode(bytecode, &self.declared, gather, value.clone());
+        let fast = decide_by_bytecode(bytecode, &self.declared, value.clone());
         if matches!(&fast, Ok(decision) if decision.auto_fix != Some(true)) {
             return fast;
         }
@@ -499,11 +498,10 @@ fn decision_from(answers: &Value, declared: &[DeclaredRule]) -> Result<Decision,
 fn decide_by_bytecode(
     bytecode: &Bytecode,
     declared: &[DeclaredRule],
-    gather: &str,
     input: Value,
 ) -> Result<Decision, PolicyError> {
     let answers = bytecode.evaluate(input).map_err(|err| PolicyError::Eval {
-        rule: gather.to_owned(),
+        rule: bytecode.entry().to_owned(),
         at: declared
             .first()
             .map_or_else(|| SourceAt::file(GATHER_FILE), |r| SourceAt::file(&r.file)),
@@ -552,7 +550,7 @@ fn checked_bytecode(
         };
         interpreter.set_input(value.clone());
         let expected = decide_on(&mut interpreter, declared, Some(gather));
-        let got = decide_by_bytecode(&bytecode, declared, gather, value);
+        let got = decide_by_bytecode(&bytecode, declared, value);
         if !agree(&expected, &got) {
             tracing::warn!(
                 rule = %probe.rule,

@@ -752,19 +752,26 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_folder_loads_what_it_can_and_reports_the_rest() {
+/// A plugin folder holding the misbehaving plugin under `misbehaving/`,
+/// and the copy it was taken from.
+fn folder_with_misbehaving() -> (tempfile::TempDir, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let good = copy_plugin(|m| m);
-    let bad = root.path().join("broken");
-    std::fs::create_dir(&bad).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(bad.join("manifest.yaml"), "name: broken\nversion: x\n")
-        .unwrap_or_else(|e| panic!("{e}"));
     let good_dest = root.path().join("misbehaving");
     std::fs::create_dir(&good_dest).unwrap_or_else(|e| panic!("{e}"));
     for f in ["manifest.yaml", "misbehaving.wasm"] {
         std::fs::copy(good.path().join(f), good_dest.join(f)).unwrap_or_else(|e| panic!("{e}"));
     }
+    (root, good)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_folder_loads_what_it_can_and_reports_the_rest() {
+    let (root, _good) = folder_with_misbehaving();
+    let bad = root.path().join("broken");
+    std::fs::create_dir(&bad).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(bad.join("manifest.yaml"), "name: broken\nversion: x\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     let loaded = org_mesh_runtime::Registry::load_dir(&runtime(), root.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -780,13 +787,7 @@ async fn a_plugin_folder_loads_what_it_can_and_reports_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_nothing_wants_is_neither_compiled_nor_reported() {
-    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let good = copy_plugin(|m| m);
-    let good_dest = root.path().join("misbehaving");
-    std::fs::create_dir(&good_dest).unwrap_or_else(|e| panic!("{e}"));
-    for f in ["manifest.yaml", "misbehaving.wasm"] {
-        std::fs::copy(good.path().join(f), good_dest.join(f)).unwrap_or_else(|e| panic!("{e}"));
-    }
+    let (root, good) = folder_with_misbehaving();
     // A well-formed manifest over a component that cannot compile: loading
     // it would fail, so only not loading it passes.
     let unwanted = root.path().join("unwanted");
