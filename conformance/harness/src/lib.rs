@@ -129,6 +129,19 @@ impl Replay {
         answer["pending"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The methods of the requests a scenario still expects, sorted: what
+    /// a test compares when it cares which writes were sent, not in what
+    /// order the recording lists the rest.
+    pub fn pending_methods(&self, scenario: &Scenario) -> Vec<String> {
+        let mut methods: Vec<String> = self
+            .pending(scenario)
+            .iter()
+            .filter_map(|p| p.as_str()?.split_whitespace().next().map(str::to_owned))
+            .collect();
+        methods.sort();
+        methods
+    }
+
     /// A minimal HTTP/1.1 exchange with the replay's control routes.
     fn http(&self, method: &str, path: &str, body: &str) -> String {
         let mut stream =

@@ -123,6 +123,11 @@ pub enum Failure {
     Trap(String),
     /// The plugin returned data the host refuses (bad label, timestamp...).
     InvalidOutput(String),
+    /// An executor running an approved plan tried a request the plan does
+    /// not announce. The request was not sent; those before it were.
+    Unplanned {
+        request: String,
+    },
     /// The plugin returned its own error.
     Plugin(PluginFailure),
     /// The host could not set up the call (instance pool exhausted...).
@@ -145,6 +150,7 @@ impl Failure {
             Failure::Ungranted { .. } => "ungranted",
             Failure::Trap(_) => "trap",
             Failure::InvalidOutput(_) => "invalid_output",
+            Failure::Unplanned { .. } => "unplanned",
             Failure::Plugin(p) => p.reason(),
             Failure::Host(_) => "host",
             Failure::Quarantined { .. } => "quarantined",
@@ -179,6 +185,11 @@ impl fmt::Display for Failure {
             }
             Failure::Trap(m) => write!(f, "trapped: {m}"),
             Failure::InvalidOutput(m) => write!(f, "returned invalid output: {m}"),
+            Failure::Unplanned { request } => write!(
+                f,
+                "tried {request}, which the approved plan does not announce; that request \
+                 was refused, and the calls before it were made"
+            ),
             Failure::Plugin(p) => write!(f, "{p}"),
             Failure::Host(m) => write!(f, "could not be run: {m}"),
             Failure::Quarantined { until_secs } => {

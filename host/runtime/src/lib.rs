@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod host;
 mod manifest;
+mod plan;
 mod plugin;
 mod registry;
 

@@ -91,7 +91,9 @@ pub struct ActionRequest {
     pub idempotency_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One call of a plan, or one a plan's execution made. A planned URL may
+/// leave parts open (see [`PlannedCall::covers`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedCall {
     pub method: String,
     pub url: String,
@@ -99,7 +101,7 @@ pub struct PlannedCall {
     pub effect: String,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActionPlan {
     pub calls: Vec<PlannedCall>,
     pub expected: String,
@@ -620,7 +622,13 @@ impl Plugin {
         let mut store = self.new_store();
         let limits = options.limits;
         let outcome = tokio::time::timeout(limits.call_timeout, f(&mut store)).await;
+        let unplanned = store.data_mut().unplanned.take();
         let result = match outcome {
+            // Whatever the plugin made of the refusal, a request outside the
+            // approved plan fails the call.
+            _ if unplanned.is_some() => Err(Failure::Unplanned {
+                request: unplanned.unwrap_or_default(),
+            }),
             Err(_) => Err(Failure::WallClock {
                 limit_ms: millis(limits.call_timeout),
             }),
@@ -938,14 +946,39 @@ impl Plugin {
         })
     }
 
-    /// Carries an action out through an executor.
+    /// Carries an action out through an executor, with no plan to hold it
+    /// to: for an operator running an action by hand, and for tests.
     pub async fn execute(&self, action: &ActionRequest) -> Result<Outcome, CallError> {
+        self.execute_inner(action, None).await
+    }
+
+    /// Carries out an action whose plan was approved. Every request that
+    /// could change something (any method but GET and HEAD) must be one
+    /// of the plan's calls (see [`PlannedCall::covers`]); any other is not
+    /// sent, and the call fails with [`Failure::Unplanned`] however the
+    /// executor takes the refusal. What was approved is the most that runs,
+    /// even if the executor changed since it made the plan.
+    pub async fn execute_within(
+        &self,
+        action: &ActionRequest,
+        plan: &ActionPlan,
+    ) -> Result<Outcome, CallError> {
+        self.execute_inner(action, Some(plan.calls.clone().into()))
+            .await
+    }
+
+    async fn execute_inner(
+        &self,
+        action: &ActionRequest,
+        approved: Option<Arc<[PlannedCall]>>,
+    ) -> Result<Outcome, CallError> {
         let Pre::Executor(pre) = &self.inner.pre else {
             return Err(self.wrong_kind("execute", Kind::Executor));
         };
         let req = self.action_out(action);
         let outcome = self
             .call("execute", async |store| {
+                store.data_mut().approved = approved;
                 let p = pre.instantiate_async(&mut *store).await?;
                 p.org_mesh_plugin_executor()
                     .call_execute(&mut *store, &req)

@@ -208,13 +208,9 @@ async fn github_executor(api_url: &str) -> Plugin {
         .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-/// The GitHub executor, as the host runs it, against GitHub's recorded
-/// branch-protection exchange: the replay answers only the requests that
-/// were recorded, body included, so a wrong call fails the test.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_github_executor_restores_protection_through_recorded_writes_once() {
-    let scenario = replay().scenario("branch-protection");
-    let executor = github_executor(&scenario.api_url).await;
+/// Restoring the protection of `main` in the recorded branch-protection
+/// repository.
+fn restore_protection_request() -> org_mesh_runtime::ActionRequest {
     let mut parameters = org_mesh_model::Properties::new();
     for (name, value) in [
         (
@@ -226,7 +222,7 @@ async fn the_github_executor_restores_protection_through_recorded_writes_once() 
     ] {
         parameters.insert(name.to_string(), value);
     }
-    let request = org_mesh_runtime::ActionRequest {
+    org_mesh_runtime::ActionRequest {
         kind: "github.restore-branch-protection".into(),
         target: org_mesh_model::NodeRef::new(
             "Repository",
@@ -234,7 +230,17 @@ async fn the_github_executor_restores_protection_through_recorded_writes_once() 
         ),
         parameters,
         idempotency_key: "proposal-1".into(),
-    };
+    }
+}
+
+/// The GitHub executor, as the host runs it, against GitHub's recorded
+/// branch-protection exchange: the replay answers only the requests that
+/// were recorded, body included, so a wrong call fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_executor_restores_protection_through_recorded_writes_once() {
+    let scenario = replay().scenario("branch-protection");
+    let executor = github_executor(&scenario.api_url).await;
+    let request = restore_protection_request();
     let plan = executor
         .plan(&request)
         .await
@@ -246,23 +252,52 @@ async fn the_github_executor_restores_protection_through_recorded_writes_once() 
             .collect::<Vec<_>>(),
         ["GET", "PUT"]
     );
+    // Run as serve runs an approved fix: held to the plan it made.
     let outcome = executor
-        .execute(&request)
+        .execute_within(&request, &plan)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(outcome.changed, "{outcome:?}");
     // What is left of the recording is its later, unrelated steps: the
     // executor sent exactly the recorded read and the recorded write.
-    let mut left: Vec<String> = replay()
-        .pending(&scenario)
-        .iter()
-        .filter_map(|p| {
-            p.as_str()
-                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
-        })
-        .collect();
-    left.sort();
+    let left = replay().pending_methods(&scenario);
     assert_eq!(left, ["DELETE", "PUT"], "{:?}", replay().pending(&scenario));
+}
+
+/// An approved plan that announced only the read (as if the branch had been
+/// protected when it was made): the executor finds the protection gone and
+/// tries to restore it, the host refuses the write it was not approved for,
+/// and the call fails naming it, whatever the executor makes of the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_approved_plan_does_not_announce_is_not_sent() {
+    let scenario = replay().scenario("branch-protection");
+    let executor = github_executor(&scenario.api_url).await;
+    let request = restore_protection_request();
+    let mut plan = executor
+        .plan(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    plan.calls.retain(|c| c.method == "GET");
+    let err = executor
+        .execute_within(&request, &plan)
+        .await
+        .expect_err("a write outside the approved plan must fail the call");
+    let Failure::Unplanned { request: refused } = &err.failure else {
+        panic!("expected an unplanned request, got {err}");
+    };
+    assert!(
+        refused.starts_with("PUT http://127.0.0.1:") && refused.ends_with("/…"),
+        "{refused}"
+    );
+    assert!(err.to_string().contains("not announce"), "{err}");
+    // The recorded write is still waiting: it never reached the server.
+    let left = replay().pending_methods(&scenario);
+    assert_eq!(
+        left,
+        ["DELETE", "PUT", "PUT"],
+        "{:?}",
+        replay().pending(&scenario)
+    );
 }
 
 /// The GitHub executor removing a repository collaborator through GitHub's

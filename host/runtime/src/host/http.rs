@@ -30,6 +30,7 @@ use crate::bindings::http::{AuthScheme, Error, Host, Request, Response};
 use crate::host::resolve::{self, Reach};
 use crate::host::{CallState, secrets};
 use crate::manifest::Capability;
+use crate::plan;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
@@ -89,7 +90,7 @@ struct Upstream {
 }
 
 impl CallState {
-    fn build(&self, req: Request) -> Result<(reqwest::RequestBuilder, Upstream), Error> {
+    fn build(&mut self, req: Request) -> Result<(reqwest::RequestBuilder, Upstream), Error> {
         let method = req.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(Error::InvalidRequest(format!(
@@ -106,6 +107,7 @@ impl CallState {
             )));
         }
         allowed(&url, &self.grants.http_hosts).map_err(Error::Denied)?;
+        self.within_plan(&method, &req.url)?;
         let address = format!(
             "{}:{}",
             url.host_str().unwrap_or_default().to_ascii_lowercase(),
@@ -152,6 +154,25 @@ impl CallState {
             builder = builder.body(body);
         }
         Ok((builder.timeout(self.limits.host_call_timeout), upstream))
+    }
+
+    /// Refuses a request that could change something and that the
+    /// approved plan being run does not announce, and remembers it: the
+    /// call then fails whatever the plugin makes of the refusal. Reads are
+    /// not held to the plan, since they change nothing and how many pages
+    /// a read takes is only known as it runs.
+    fn within_plan(&mut self, method: &str, url: &str) -> Result<(), Error> {
+        let Some(calls) = &self.approved else {
+            return Ok(());
+        };
+        if matches!(method, "GET" | "HEAD") || calls.iter().any(|c| c.covers(method, url)) {
+            return Ok(());
+        }
+        let request = format!("{method} {}", plan::shown(url));
+        tracing::warn!(plugin = &*self.plugin, instance = &*self.scope, %request, "Refused a request the approved plan does not announce");
+        let refusal = format!("{request} is not in the approved plan, so it was not sent");
+        self.unplanned.get_or_insert(request);
+        Err(Error::Denied(refusal))
     }
 
     /// The answer to give instead of sending, when the shared budget of

@@ -19,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::engine::Limits;
 use crate::manifest::Capability;
+use crate::plugin::PlannedCall;
 
 pub use clock::Clock;
 pub use graph::GraphReader;
@@ -138,6 +139,13 @@ pub(crate) struct CallState {
     pub memory_denied: bool,
     pub ungranted: Option<Capability>,
     pub log_budget: u32,
+    /// While an approved plan runs: the calls it announced. Requests that
+    /// could change something (any method but GET and HEAD) must be among
+    /// them.
+    pub approved: Option<Arc<[PlannedCall]>>,
+    /// The first request refused for not being in the approved plan, as
+    /// it may be shown.
+    pub unplanned: Option<String>,
 }
 
 impl std::fmt::Debug for CallState {
@@ -185,6 +193,8 @@ impl CallState {
             host_time: Duration::ZERO,
             memory_denied: false,
             ungranted: None,
+            approved: None,
+            unplanned: None,
         }
     }
 
