@@ -21,7 +21,7 @@ use org_mesh_model::{Batch, Edge, Node, NodeRef, Properties, Timestamp, Value};
 use org_mesh_policy::{
     ActionFacts, Approval, ApprovalInput, ApproverRole, FindingFacts, PolicySet,
 };
-use org_mesh_runtime::{ActionRequest, Plugin};
+use org_mesh_runtime::{ActionPlan, ActionRequest, Plugin};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -333,7 +333,7 @@ impl Engine<'_> {
         &self,
         proposal: &mut Proposal,
         reported: &Reported,
-        plan: Option<&org_mesh_runtime::ActionPlan>,
+        plan: Option<&ActionPlan>,
         now: Timestamp,
     ) {
         let Some(plan) = plan else {
@@ -478,6 +478,35 @@ impl Engine<'_> {
                     }
                     continue;
                 };
+                // What was approved is the plan: the executor's writes are
+                // held to it.
+                let plan = match proposal
+                    .plan
+                    .clone()
+                    .map(serde_json::from_value::<ActionPlan>)
+                {
+                    Some(Ok(plan)) => plan,
+                    Some(Err(e)) => {
+                        proposal.record(
+                            State::Failed,
+                            "policy",
+                            now,
+                            format!("the approved plan cannot be read, so nothing ran: {e}"),
+                        );
+                        upsert(round, proposal);
+                        continue;
+                    }
+                    None => {
+                        proposal.record(
+                            State::Failed,
+                            "policy",
+                            now,
+                            "the proposal has no plan, so nothing ran",
+                        );
+                        upsert(round, proposal);
+                        continue;
+                    }
+                };
                 ran += 1;
                 *per_target.entry(proposal.target.clone()).or_default() += 1;
                 proposal.record(
@@ -498,7 +527,7 @@ impl Engine<'_> {
                     upsert(round, proposal);
                     continue;
                 }
-                match executor.execute(&proposal.request()).await {
+                match executor.execute_within(&proposal.request(), &plan).await {
                     Ok(outcome) => {
                         proposal.outcome = Some(serde_json::json!({
                             "changed": outcome.changed,

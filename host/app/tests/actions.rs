@@ -3,9 +3,13 @@
 //! executor (the built component, run by the host's runtime) restores the
 //! protection through GitHub's recorded writes replayed on 127.0.0.1, and
 //! the proposal is verified once an evaluation no longer shows the
-//! finding. The proposal's trail is read back from the twin.
+//! finding. The proposal's trail is read back from the twin. And the same
+//! fix approved with a plan that announced only its read: the host refuses
+//! the write and the fix fails.
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
+
+#![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,12 +18,14 @@ use org_mesh_app::actions::{Engine, Proposals, State};
 use org_mesh_app::config::ActionsConfig;
 use org_mesh_app::pipeline::{DecisionView, Evaluation, ProposedAction, Reported};
 use org_mesh_cache::memory::MemoryCoordination;
-use org_mesh_harness::{GITHUB_TOKEN, replay, root};
+use org_mesh_harness::{GITHUB_TOKEN, Scenario, replay, root};
 use org_mesh_model::{
     Batch, EntityId, Finding, Node, NodeRef, Properties, Remedy, Severity, Value,
 };
 use org_mesh_policy::PolicySet;
-use org_mesh_runtime::{ActionRequest, Grants, Manifest, Runtime, RuntimeOptions, SecretSource};
+use org_mesh_runtime::{
+    ActionPlan, ActionRequest, Grants, Manifest, Plugin, Runtime, RuntimeOptions, SecretSource,
+};
 use org_mesh_store::{EmbeddedStore, GraphStore};
 
 const REPO: &str = "octokit-fixture-org/branch-protection";
@@ -52,8 +58,19 @@ fn finding(repository: &NodeRef) -> Finding {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the_finding_goes() {
+/// A twin holding the recorded repository, the built GitHub executor bound
+/// to a fresh replay of GitHub's branch-protection exchange, and the
+/// shipped policies.
+struct Fixture {
+    scenario: Scenario,
+    _state: tempfile::TempDir,
+    store: EmbeddedStore,
+    executors: [Plugin; 1],
+    policy: PolicySet,
+    repository: NodeRef,
+}
+
+async fn fixture() -> Fixture {
     let scenario = replay().scenario("branch-protection");
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = EmbeddedStore::open(&state.path().join("twin.redb"))
@@ -102,56 +119,88 @@ async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
     let policy = PolicySet::load(&root().join("policies")).unwrap_or_else(|e| panic!("{e}"));
+    Fixture {
+        scenario,
+        _state: state,
+        store,
+        executors: [executor],
+        policy,
+        repository,
+    }
+}
 
-    let found = finding(&repository);
-    let remedy = found.remedy.clone().unwrap_or_else(|| panic!("a remedy"));
-    let plan = executor
-        .plan(&ActionRequest {
-            kind: remedy.action.clone(),
-            target: remedy.target.clone(),
-            parameters: remedy.parameters.clone(),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let open = Evaluation {
-        findings: vec![Reported {
-            severity: Severity::Medium,
-            decision: Some(DecisionView {
-                policy_version: "test".into(),
-                severity: Some(Severity::Medium),
-                suppressed: Some(false),
-                suppress_reason: None,
-                auto_fix: Some(true),
-                undefined: Vec::new(),
-                may_act: true,
-            }),
-            action: Some(ProposedAction {
-                executor: "github-fix".into(),
+impl Fixture {
+    /// The executor's plan for the finding's fix.
+    async fn plan(&self) -> ActionPlan {
+        let remedy = finding(&self.repository)
+            .remedy
+            .unwrap_or_else(|| panic!("a remedy"));
+        self.executors[0]
+            .plan(&ActionRequest {
                 kind: remedy.action.clone(),
                 target: remedy.target.clone(),
-                parameters: org_mesh_model::properties_to_json(&remedy.parameters),
-                plan: Some(plan),
-                unplanned: None,
-            }),
-            instance: "identity-drift".into(),
-            detector_version: "test".into(),
-            finding: found,
-        }],
-        ..Evaluation::default()
-    };
+                parameters: remedy.parameters.clone(),
+                idempotency_key: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An evaluation showing the finding, which the policy lets run
+    /// unattended with `plan`.
+    fn showing_the_finding(&self, plan: ActionPlan) -> Evaluation {
+        let found = finding(&self.repository);
+        let remedy = found.remedy.clone().unwrap_or_else(|| panic!("a remedy"));
+        Evaluation {
+            findings: vec![Reported {
+                severity: Severity::Medium,
+                decision: Some(DecisionView {
+                    policy_version: "test".into(),
+                    severity: Some(Severity::Medium),
+                    suppressed: Some(false),
+                    suppress_reason: None,
+                    auto_fix: Some(true),
+                    undefined: Vec::new(),
+                    may_act: true,
+                }),
+                action: Some(ProposedAction {
+                    executor: "github-fix".into(),
+                    kind: remedy.action.clone(),
+                    target: remedy.target.clone(),
+                    parameters: org_mesh_model::properties_to_json(&remedy.parameters),
+                    plan: Some(plan),
+                    unplanned: None,
+                }),
+                instance: "identity-drift".into(),
+                detector_version: "test".into(),
+                finding: found,
+            }],
+            ..Evaluation::default()
+        }
+    }
+
+    fn engine<'a>(&'a self, config: &'a ActionsConfig) -> Engine<'a> {
+        Engine {
+            proposals: Proposals { store: &self.store },
+            policy: Some(&self.policy),
+            executors: &self.executors,
+            config,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the_finding_goes() {
+    let fx = fixture().await;
+    let open = fx.showing_the_finding(fx.plan().await);
+    let repository = fx.repository.clone();
+    let store = &fx.store;
 
     let config = ActionsConfig {
         dry_run: false,
         ..ActionsConfig::default()
     };
-    let executors = [executor];
-    let engine = Engine {
-        proposals: Proposals { store: &store },
-        policy: Some(&policy),
-        executors: &executors,
-        config: &config,
-    };
+    let engine = fx.engine(&config);
     let now = time::OffsetDateTime::now_utc;
 
     let first = engine
@@ -159,17 +208,8 @@ async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(first.executed, [("github-fix".to_string(), true)]);
-    let mut left: Vec<String> = replay()
-        .pending(&scenario)
-        .iter()
-        .filter_map(|p| {
-            p.as_str()
-                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
-        })
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
+        replay().pending_methods(&fx.scenario),
         ["DELETE", "PUT"],
         "only the recorded read and write were sent"
     );
@@ -237,5 +277,48 @@ async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the
             .map(|(_, n)| n.node.reference())
             .collect::<Vec<_>>(),
         [repository]
+    );
+}
+
+/// The approved plan announced only the read: the executor finds the
+/// protection gone and tries to restore it, and the host refuses the
+/// write, so the fix fails, says why, and GitHub never gets the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_that_writes_outside_its_approved_plan_fails_and_sends_nothing_unplanned() {
+    let fx = fixture().await;
+    let mut plan = fx.plan().await;
+    plan.calls.retain(|c| c.method == "GET");
+    assert_eq!(plan.calls.len(), 1, "{plan:?}");
+    let config = ActionsConfig {
+        dry_run: false,
+        ..ActionsConfig::default()
+    };
+    let engine = fx.engine(&config);
+    let round = engine
+        .round(
+            &fx.showing_the_finding(plan),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(round.executed, [("github-fix".to_string(), false)]);
+    assert_eq!(
+        replay().pending_methods(&fx.scenario),
+        ["DELETE", "PUT", "PUT"],
+        "the recorded write must still be waiting"
+    );
+    let proposals = engine
+        .proposals
+        .all()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let last = proposals[0]
+        .events
+        .last()
+        .unwrap_or_else(|| panic!("a trail"));
+    assert_eq!(last.state, State::Failed);
+    assert!(
+        last.reason.contains("PUT ") && last.reason.contains("does not announce"),
+        "{last:?}"
     );
 }
