@@ -249,19 +249,21 @@ async fn plan_execute_agree(
         .map_err(|e| format!("the HTTP exchanges differ from the script: {e}"))
 }
 
+/// The plan, then `execute` held to it as serve holds an approved fix, then
+/// `execute` again. Every call the execution reports, reads included, must
+/// be one the plan announced.
 async fn agree(plugin: &Plugin, request: &ActionRequest) -> Result<(), String> {
     let plan = plugin.plan(request).await.map_err(|e| e.to_string())?;
-    let first = plugin.execute(request).await.map_err(|e| e.to_string())?;
-    let announced: BTreeSet<(&str, &str)> = plan
-        .calls
-        .iter()
-        .map(|c| (c.method.as_str(), c.url.as_str()))
-        .collect();
-    if let Some(extra) = first
-        .calls
-        .iter()
-        .find(|c| !announced.contains(&(c.method.as_str(), c.url.as_str())))
-    {
+    let first = plugin
+        .execute_within(request, &plan)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(extra) = first.calls.iter().find(|made| {
+        !plan
+            .calls
+            .iter()
+            .any(|planned| planned.covers(&made.method, &made.url))
+    }) {
         return Err(format!(
             "{}: execute made {} {}, which plan did not announce",
             request.kind, extra.method, extra.url
@@ -273,7 +275,10 @@ async fn agree(plugin: &Plugin, request: &ActionRequest) -> Result<(), String> {
             request.kind
         ));
     }
-    let second = plugin.execute(request).await.map_err(|e| e.to_string())?;
+    let second = plugin
+        .execute_within(request, &plan)
+        .await
+        .map_err(|e| e.to_string())?;
     if second.changed {
         return Err(format!(
             "{}: a second execute with the same idempotency key changed the target again",
