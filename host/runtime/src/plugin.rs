@@ -947,7 +947,9 @@ impl Plugin {
     }
 
     /// Carries an action out through an executor, with no plan to hold it
-    /// to: for an operator running an action by hand, and for tests.
+    /// to: for checks that feed an executor inputs nobody planned or
+    /// approved (the conformance suite's malformed and oversized actions),
+    /// and for tests. `serve` runs fixes with [`Plugin::execute_within`].
     pub async fn execute(&self, action: &ActionRequest) -> Result<Outcome, CallError> {
         self.execute_inner(action, None).await
     }
