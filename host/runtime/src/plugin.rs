@@ -578,21 +578,28 @@ impl Plugin {
         );
         let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| s);
-        let tick = shared.options.epoch_tick;
-        let ticks = move |d: Duration| {
-            u64::try_from(d.as_micros() / tick.as_micros().max(1))
-                .unwrap_or(u64::MAX)
-                .max(1)
-        };
-        store.set_epoch_deadline(ticks(limits.cpu));
-        store.epoch_deadline_callback(move |ctx| {
+        // Guest code runs on an async thread, which it shares with request
+        // handlers and other calls. It lets them run at every epoch tick,
+        // instead of only when its CPU budget runs out: a whole-twin
+        // detector call held its thread for hundreds of milliseconds, and
+        // SCIM answers queued behind it. Time spent waiting for the thread
+        // back is not the guest's, so it is kept out of the budget.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
             let state = ctx.data();
-            let used = state.started.elapsed().saturating_sub(state.host_time);
-            if used >= state.limits.cpu {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(ticks(state.limits.cpu - used)))
+            if state.guest_time() >= state.limits.cpu {
+                return Ok(UpdateDeadline::Interrupt);
             }
+            let waited = Arc::clone(&state.waited);
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    let paused = Instant::now();
+                    tokio::task::yield_now().await;
+                    let nanos = u64::try_from(paused.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    waited.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+                }),
+            ))
         });
         store
     }

@@ -148,6 +148,39 @@ async fn an_infinite_loop_hits_the_cpu_deadline_and_the_host_keeps_serving() {
     assert_eq!(plugin.stats().failures().get("cpu_deadline"), Some(&1));
 }
 
+/// On a runtime with one thread, a call that spins until its CPU deadline
+/// must still let the thread's other tasks run while it spins: request
+/// handlers share the async threads with plugin calls. Only the order of
+/// events is checked: with no pause for others, the other task could not
+/// run at all before the call ended.
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_call_lets_the_other_tasks_on_its_thread_run() {
+    let rt = runtime();
+    let plugin = load(&rt).await;
+    let spinner = bind(&plugin, "spin", Grants::default());
+    let turns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = turns.clone();
+    let other = tokio::spawn(async move {
+        loop {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Holds the thread a little each turn, as a busy handler
+            // would, so that the pauses are long enough to be charged if
+            // they were counted.
+            std::thread::sleep(Duration::from_millis(1));
+            tokio::task::yield_now().await;
+        }
+    });
+    let before = turns.load(std::sync::atomic::Ordering::Relaxed);
+    let err = spinner
+        .detect(true, &ChangeSet::default())
+        .await
+        .expect_err("spinning must hit the CPU deadline");
+    let during = turns.load(std::sync::atomic::Ordering::Relaxed) - before;
+    other.abort();
+    assert_eq!(err.failure, Failure::CpuDeadline { limit_ms: 300 });
+    assert!(during > 0, "the other task never ran while the plugin spun");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_growth_stops_at_the_cap() {
     let rt = runtime();

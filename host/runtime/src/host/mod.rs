@@ -10,6 +10,7 @@ mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use org_mesh_cache::Coordination;
@@ -136,6 +137,10 @@ pub(crate) struct CallState {
     /// Time spent inside host calls, which does not count against the CPU
     /// budget.
     pub host_time: Duration,
+    /// Nanoseconds the guest spent paused for other tasks on its thread,
+    /// which do not count either. Shared with the pauses, which cannot
+    /// reach the store.
+    pub waited: Arc<AtomicU64>,
     pub memory_denied: bool,
     pub ungranted: Option<Capability>,
     pub log_budget: u32,
@@ -191,6 +196,7 @@ impl CallState {
             limits,
             started: Instant::now(),
             host_time: Duration::ZERO,
+            waited: Arc::new(AtomicU64::new(0)),
             memory_denied: false,
             ungranted: None,
             approved: None,
@@ -207,6 +213,15 @@ impl CallState {
             self.ungranted = Some(cap);
             Err(wasmtime::format_err!("{cap} is not granted"))
         }
+    }
+
+    /// The time the guest's own code has run: the call so far, less its
+    /// host calls and its pauses for other tasks.
+    pub fn guest_time(&self) -> Duration {
+        self.started
+            .elapsed()
+            .saturating_sub(self.host_time)
+            .saturating_sub(Duration::from_nanos(self.waited.load(Ordering::Relaxed)))
     }
 
     /// Runs one host call under the host-call timeout, keeping its duration
