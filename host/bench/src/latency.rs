@@ -252,6 +252,17 @@ impl Server {
         Ok(ids)
     }
 
+    /// The service provider configuration: a SCIM answer with the token
+    /// checked and no user read, so it times everything around the store.
+    pub async fn service_provider_config(&self) -> anyhow::Result<()> {
+        let path = format!("{}/ServiceProviderConfig", self.scim_base());
+        let answer = self.scim("GET", &path, b"").await?;
+        if answer.status != 200 {
+            bail!("{:?}: GET {path} answered {}", self.kind, answer.status);
+        }
+        Ok(())
+    }
+
     /// Okta's look-up before an assignment: the list response.
     pub async fn find(&self, user_name: &str) -> anyhow::Result<Json> {
         let answer = self

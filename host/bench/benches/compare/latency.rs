@@ -125,6 +125,14 @@ async fn scim(table: &mut Table, bin: &Path, cache: &Path, size: usize) -> anyho
         }
     };
 
+    let configuration = |server: Arc<Server>| {
+        move |_: usize| {
+            let server = server.clone();
+            async move { server.service_provider_config().await }
+        }
+    };
+    let ours_floor = at_rate("org-mesh configuration", configuration(ours.clone())).await;
+    let peer_floor = at_rate("scim2-server configuration", configuration(peer.clone())).await;
     let ours_find = at_rate("org-mesh filter", find(ours.clone())).await;
     let peer_find = at_rate("scim2-server filter", find(peer.clone())).await;
     let ours_patch = at_rate("org-mesh PATCH", patch(ours.clone(), ours_ids.clone())).await;
@@ -164,15 +172,24 @@ async fn scim(table: &mut Table, bin: &Path, cache: &Path, size: usize) -> anyho
     let rate = format!("{REQUESTS} requests at {RATE:.0}/s");
     rows(
         table,
+        &format!("SCIM GET ServiceProviderConfig (token checked, no user read), {users}, {rate}"),
+        &ours_floor,
+        &peer_floor,
+        "(reported)",
+    );
+    rows(
+        table,
         &format!("SCIM filter-GET userName eq, {users}, {rate}"),
         &ours_find,
         &peer_find,
+        TARGET,
     );
     rows(
         table,
         &format!("SCIM PATCH replace active, {users}, {rate}"),
         &ours_patch,
         &peer_patch,
+        TARGET,
     );
     Ok(())
 }
@@ -229,14 +246,18 @@ where
     run
 }
 
-fn rows(table: &mut Table, what: &str, ours: &Run, peer: &Run) {
+/// The target of the look-up and the write, at p99.
+const TARGET: &str = "<= 1 ms at 100k users, >= 10x faster";
+
+/// A p50 row, always only reported, and a p99 row against `p99_target`.
+fn rows(table: &mut Table, what: &str, ours: &Run, peer: &Run, p99_target: &str) {
     for (label, pick, target) in [
         (
             "p50",
             Samples::p50 as fn(&Samples) -> Duration,
             "(reported)",
         ),
-        ("p99", Samples::p99, "<= 1 ms at 100k users, >= 10x faster"),
+        ("p99", Samples::p99, p99_target),
     ] {
         table.row(
             &format!("{what}, {label}"),
