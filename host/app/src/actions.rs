@@ -480,29 +480,16 @@ impl Engine<'_> {
                 };
                 // What was approved is the plan: the executor's writes are
                 // held to it.
-                let plan = match proposal
-                    .plan
-                    .clone()
-                    .map(serde_json::from_value::<ActionPlan>)
-                {
-                    Some(Ok(plan)) => plan,
-                    Some(Err(e)) => {
-                        proposal.record(
-                            State::Failed,
-                            "policy",
-                            now,
-                            format!("the approved plan cannot be read, so nothing ran: {e}"),
-                        );
-                        upsert(round, proposal);
-                        continue;
-                    }
-                    None => {
-                        proposal.record(
-                            State::Failed,
-                            "policy",
-                            now,
-                            "the proposal has no plan, so nothing ran",
-                        );
+                let plan = match &proposal.plan {
+                    None => Err("the proposal has no plan, so nothing ran".to_string()),
+                    Some(plan) => serde_json::from_value::<ActionPlan>(plan.clone()).map_err(|e| {
+                        format!("the approved plan cannot be read, so nothing ran: {e}")
+                    }),
+                };
+                let plan = match plan {
+                    Ok(plan) => plan,
+                    Err(why) => {
+                        proposal.record(State::Failed, "policy", now, why);
                         upsert(round, proposal);
                         continue;
                     }

@@ -46,8 +46,7 @@ fn url_covers(planned: &Url, made: &Url) -> bool {
 }
 
 fn path_covers(planned: &Url, made: &Url) -> bool {
-    let planned: Vec<String> = segments(planned);
-    let made: Vec<String> = segments(made);
+    let (planned, made) = (segments(planned), segments(made));
     let mut made = made.iter();
     let mut planned = planned.iter().peekable();
     while let Some(segment) = planned.next() {
