@@ -5,7 +5,8 @@
 //! the proposal is verified once an evaluation no longer shows the
 //! finding. The proposal's trail is read back from the twin. And the same
 //! fix approved with a plan that announced only its read: the host refuses
-//! the write and the fix fails.
+//! the write and the fix fails. And a stored plan that no longer reads as a
+//! plan fails its fix before anything is sent.
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
@@ -320,5 +321,58 @@ async fn a_fix_that_writes_outside_its_approved_plan_fails_and_sends_nothing_unp
     assert!(
         last.reason.contains("PUT ") && last.reason.contains("does not announce"),
         "{last:?}"
+    );
+}
+
+/// A proposal approved while fixes were held whose stored plan no longer
+/// reads as a plan (edited by hand, or written by another version): once
+/// fixes may run, it fails before the executor is called, and GitHub gets
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_fix_whose_stored_plan_cannot_be_read_fails_and_sends_nothing() {
+    let fx = fixture().await;
+    let open = fx.showing_the_finding(fx.plan().await);
+    let now = time::OffsetDateTime::now_utc;
+    let unsent = replay().pending_methods(&fx.scenario);
+
+    let held = ActionsConfig::default();
+    assert!(held.dry_run, "fixes are held by default");
+    fx.engine(&held)
+        .round(&open, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let proposals = Proposals { store: &fx.store };
+    let mut all = proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(all.len(), 1);
+    let mut approved = all.remove(0);
+    assert_eq!(approved.state, State::Approved, "{approved:?}");
+    approved.plan = Some(serde_json::json!({"calls": "every write"}));
+    proposals
+        .save(&approved, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    let config = ActionsConfig {
+        dry_run: false,
+        ..ActionsConfig::default()
+    };
+    let round = fx
+        .engine(&config)
+        .round(&open, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(round.executed.is_empty(), "{:?}", round.executed);
+    assert_eq!(
+        replay().pending_methods(&fx.scenario),
+        unsent,
+        "nothing may reach GitHub"
+    );
+    let trail = &proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"))[0].events;
+    let last = trail.last().unwrap_or_else(|| panic!("a trail"));
+    assert_eq!(last.state, State::Failed);
+    assert!(last.reason.contains("cannot be read"), "{last:?}");
+    assert!(
+        trail.iter().all(|e| e.state != State::Executing),
+        "{trail:?}"
     );
 }
