@@ -155,6 +155,16 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         "{entity}"
     );
 
+    // A path naming a connector that serves no SCIM is answered, and timed
+    // under `unknown` rather than under a name the caller chose.
+    let stray = http
+        .get(format!("{}/scim/v2/made-up-by-a-caller/Users", server.base))
+        .bearer_auth(SCIM_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stray.status(), 404);
+
     // The node gauge is counted at most every 10 s, so the people the
     // pushes made may take that long to show.
     let person_count = "org_mesh_graph_nodes_count{label=\"Person\"}";
@@ -186,12 +196,23 @@ async fn scim_pushes_reach_the_twin_and_an_okta_deactivation_raises_the_finding(
         "org_mesh_policy_evaluation_duration_seconds_count",
         "org_mesh_reload_total{kind=\"policy\",outcome=\"rejected\"} 0",
         "org_mesh_scim_unsent ",
+        // Every SCIM answer is timed: Okta's look-up, its create and its
+        // deactivation.
+        "org_mesh_scim_request_duration_seconds_count{connector=\"okta\",method=\"GET\",status=\"2xx\"}",
+        "org_mesh_scim_request_duration_seconds_count{connector=\"okta\",method=\"POST\",status=\"2xx\"} 1",
+        "org_mesh_scim_request_duration_seconds_count{connector=\"okta\",method=\"PATCH\",status=\"2xx\"} 1",
+        "org_mesh_scim_request_duration_seconds_bucket{connector=\"okta\",method=\"PATCH\",status=\"2xx\",le=\"0.5\"}",
+        "org_mesh_scim_request_duration_seconds_count{connector=\"unknown\",method=\"GET\",status=\"4xx\"} 1",
     ] {
         assert!(
             metrics.contains(name),
             "{name} missing from /metrics:\n{metrics}"
         );
     }
+    assert!(
+        !metrics.contains("made-up-by-a-caller"),
+        "a caller's path became a series:\n{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     pub queue_depth: IntGauge,
     pub scim_unsent: IntGauge,
+    pub scim_answers: HistogramVec,
     pub changes: IntCounterVec,
     pub backend_up: IntGaugeVec,
     pub messages_forgotten: IntCounter,
@@ -132,6 +133,19 @@ impl Metrics {
                 "org_mesh_scim_unsent",
                 "SCIM changes stored and answered but not queued for the twin yet",
             )?,
+            // Identity providers give up on an answer after a while (Okta
+            // after 600 ms), so the buckets are finest below a second.
+            scim_answers: HistogramVec::new(
+                HistogramOpts::new(
+                    "org_mesh_scim_request_duration_seconds",
+                    "Time to answer a SCIM request, by connector, method and status class",
+                )
+                .buckets(vec![
+                    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0,
+                ]),
+                &["connector", "method", "status"],
+            )?,
             changes: IntCounterVec::new(
                 Opts::new(
                     "org_mesh_changes_total",
@@ -163,6 +177,7 @@ impl Metrics {
         registry.register(Box::new(m.webhook_deliveries.clone()))?;
         registry.register(Box::new(m.queue_depth.clone()))?;
         registry.register(Box::new(m.scim_unsent.clone()))?;
+        registry.register(Box::new(m.scim_answers.clone()))?;
         registry.register(Box::new(m.changes.clone()))?;
         registry.register(Box::new(m.backend_up.clone()))?;
         registry.register(Box::new(m.messages_forgotten.clone()))?;

@@ -697,7 +697,10 @@ impl Service {
 /// The HTTP routes of the service.
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.config.serve.body_limit_bytes;
-    let scim = service.scim.clone();
+    let scim = service
+        .scim
+        .clone()
+        .map(|s| scim::timed(org_mesh_scim::routes(s), &service));
     let mut app = Router::new()
         .merge(webhooks::routes())
         .merge(api::routes())
@@ -706,7 +709,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service);
     if let Some(scim) = scim {
-        app = app.merge(org_mesh_scim::routes(scim));
+        app = app.merge(scim);
     }
     app.fallback(not_found)
 }

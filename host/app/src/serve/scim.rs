@@ -7,14 +7,71 @@
 //! resource, after the identity provider has its answer, and the records
 //! it returns for the changes waiting are queued for the twin together.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware::Next;
 
 use org_mesh_model::Batch;
 use org_mesh_runtime::{Incoming, Plugin};
 use org_mesh_scim::{Offered, ScimService, ScimSink, SinkError};
 
 use super::Service;
+
+/// `routes` with every answer timed into
+/// `org_mesh_scim_request_duration_seconds`. The connector label is the
+/// path's only when that connector serves SCIM: any other path segment
+/// would let a caller mint series, so those are `unknown`.
+pub fn timed(routes: axum::Router, service: &Service) -> axum::Router {
+    let connectors: Arc<BTreeSet<String>> = Arc::new(
+        service
+            .config
+            .connectors
+            .iter()
+            .filter(|c| c.scim.is_some())
+            .map(|c| c.name.clone())
+            .collect(),
+    );
+    let answers = service.metrics.scim_answers.clone();
+    routes.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let (connectors, answers) = (connectors.clone(), answers.clone());
+            async move {
+                let connector = request
+                    .uri()
+                    .path()
+                    .strip_prefix("/scim/v2/")
+                    .and_then(|rest| rest.split('/').next())
+                    .filter(|name| connectors.contains(*name))
+                    .unwrap_or("unknown")
+                    .to_owned();
+                let method = match *request.method() {
+                    Method::GET => "GET",
+                    Method::POST => "POST",
+                    Method::PUT => "PUT",
+                    Method::PATCH => "PATCH",
+                    Method::DELETE => "DELETE",
+                    _ => "other",
+                };
+                let started = Instant::now();
+                let response = next.run(request).await;
+                let status = match response.status().as_u16() {
+                    200..=299 => "2xx",
+                    400..=499 => "4xx",
+                    500..=599 => "5xx",
+                    _ => "other",
+                };
+                answers
+                    .with_label_values(&[connector.as_str(), method, status])
+                    .observe(started.elapsed().as_secs_f64());
+                response
+            }
+        },
+    ))
+}
 
 /// Hands stored SCIM changes to the service. It holds the service weakly:
 /// the service owns the SCIM routes, which own this sink.
