@@ -50,11 +50,25 @@ function pretty(text) {
   }
 }
 
+// What a person may ask of a proposal in each state: an undecided one is
+// approved or rejected; a failed or expired one may be tried again, which
+// plans it afresh and asks the approval policy again.
+function verbs(state) {
+  if (state === 'awaiting_approval') {
+    return [['approve', 'Approve', 'primary'], ['reject', 'Reject', 'danger']];
+  }
+  if (state === 'failed' || state === 'expired') return [['retry', 'Try again', 'primary']];
+  return null;
+}
+
 function decide(ctx, p) {
-  if (p.state !== 'awaiting_approval') return null;
+  const offered = verbs(p.state);
+  if (!offered) return null;
   if (!mayDecide(ctx.role)) {
     return h('p', { class: 'note', id: 'cannot-decide' },
-      `Approving or rejecting needs the approver role; you are signed in as ${ctx.role}.`);
+      offered.length > 1
+        ? `Approving or rejecting needs the approver role; you are signed in as ${ctx.role}.`
+        : `Trying a fix again needs the approver role; you are signed in as ${ctx.role}.`);
   }
   const result = h('p', { role: 'status', id: 'decision-result' });
   const reason = h('textarea', { id: 'reason', name: 'reason', 'aria-required': 'true', rows: 2 });
@@ -63,12 +77,11 @@ function decide(ctx, p) {
   const form = h('form', { class: 'decide', 'aria-label': 'Decide on this proposal', novalidate: true },
     h('label', { for: 'reason' }, 'Reason (kept in the trail)'), reason,
     h('div', { class: 'buttons' },
-      h('button', { type: 'submit', value: 'approve', class: 'primary' }, 'Approve'),
-      h('button', { type: 'submit', value: 'reject', class: 'danger' }, 'Reject')),
+      ...offered.map(([value, label, style]) => h('button', { type: 'submit', value, class: style }, label))),
     result);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const verb = e.submitter?.value ?? 'approve';
+    const verb = e.submitter?.value ?? offered[0][0];
     if (!reason.value.trim()) {
       fill(result, 'Give a reason first.');
       reason.focus();

@@ -259,7 +259,19 @@ impl Engine<'_> {
                 continue;
             }
             let id = proposal_id(&reported.finding.fingerprint, &action.kind);
-            if known.contains_key(&id) {
+            if let Some(existing) = known.get_mut(&id) {
+                // A proposal left proposed is one a person asked to try
+                // again: it takes this evaluation's plan and is decided on
+                // afresh.
+                if existing.state == State::Proposed {
+                    existing.plan = action
+                        .plan
+                        .as_ref()
+                        .and_then(|p| serde_json::to_value(p).ok());
+                    existing.decision = Some(json_decision(reported));
+                    self.decide(existing, reported, action.plan.as_ref(), now);
+                    round.changed.push(existing.clone());
+                }
                 continue;
             }
             let mut proposal = Proposal {
@@ -310,6 +322,14 @@ impl Engine<'_> {
                         "twin",
                         now,
                         "observed again: the finding is gone",
+                    );
+                }
+                State::Proposed if !open.contains(proposal.finding.as_str()) => {
+                    proposal.record(
+                        State::Verified,
+                        "twin",
+                        now,
+                        "observed again: the finding is gone, so nothing is tried again",
                     );
                 }
                 _ => {}
@@ -573,6 +593,8 @@ pub enum Refusal {
     Expired(String),
     #[error("{who} already approved proposal {id}")]
     Again { id: String, who: String },
+    #[error("proposal {id} is {state:?}; only a failed or expired fix can be tried again")]
+    NotRetriable { id: String, state: State },
 }
 
 /// Records a person's approval; the proposal is approved once enough
@@ -642,6 +664,38 @@ pub fn approve(
             format!("{} of {approvers} approval(s)", proposal.approvals.len()),
         );
     }
+    Ok(())
+}
+
+/// Records a person's request to try a failed or expired fix again. What
+/// was approved before is dropped with its plan: the next evaluation that
+/// still shows the finding plans the fix afresh, and the approval policy
+/// decides on that plan as on a new proposal. The trail keeps every earlier
+/// step, and the idempotency key stays the proposal's id, so an executor
+/// that marks its writes finds what the failed attempt already did.
+pub fn retry(
+    proposal: &mut Proposal,
+    who: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    if !matches!(proposal.state, State::Failed | State::Expired) {
+        return Err(Refusal::NotRetriable {
+            id: proposal.id.clone(),
+            state: proposal.state,
+        });
+    }
+    proposal.approval = None;
+    proposal.approvals.clear();
+    proposal.expires_at = None;
+    proposal.plan = None;
+    proposal.outcome = None;
+    proposal.record(
+        State::Proposed,
+        who,
+        now,
+        format!("to be tried again: {reason}"),
+    );
     Ok(())
 }
 

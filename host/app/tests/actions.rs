@@ -6,7 +6,8 @@
 //! finding. The proposal's trail is read back from the twin. And the same
 //! fix approved with a plan that announced only its read: the host refuses
 //! the write and the fix fails. And a stored plan that no longer reads as a
-//! plan fails its fix before anything is sent.
+//! plan fails its fix before anything is sent, and the fix, tried again at
+//! a person's request, is planned afresh and runs.
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
@@ -15,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use org_mesh_app::actions::{Engine, Proposals, State};
+use org_mesh_app::actions::{Engine, Proposal, Proposals, Refusal, State, retry};
 use org_mesh_app::config::ActionsConfig;
 use org_mesh_app::pipeline::{DecisionView, Evaluation, ProposedAction, Reported};
 use org_mesh_cache::memory::MemoryCoordination;
@@ -180,6 +181,46 @@ impl Fixture {
         }
     }
 
+    /// The finding's fix approved while fixes are held, its stored plan
+    /// then replaced by JSON that is no plan, and run once fixes may run:
+    /// the failed proposal.
+    async fn failed_by_a_damaged_plan(&self, open: &Evaluation) -> Proposal {
+        let now = time::OffsetDateTime::now_utc;
+        let held = ActionsConfig::default();
+        assert!(held.dry_run, "fixes are held by default");
+        self.engine(&held)
+            .round(open, now())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let proposals = Proposals { store: &self.store };
+        let mut all = proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(all.len(), 1);
+        let mut approved = all.remove(0);
+        assert_eq!(approved.state, State::Approved, "{approved:?}");
+        approved.plan = Some(serde_json::json!({"calls": "every write"}));
+        proposals
+            .save(&approved, now())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let config = ActionsConfig {
+            dry_run: false,
+            ..ActionsConfig::default()
+        };
+        let round = self
+            .engine(&config)
+            .round(open, now())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(round.executed.is_empty(), "{:?}", round.executed);
+        let failed = proposals
+            .all()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .remove(0);
+        assert_eq!(failed.state, State::Failed, "{:?}", failed.events);
+        failed
+    }
+
     fn engine<'a>(&'a self, config: &'a ActionsConfig) -> Engine<'a> {
         Engine {
             proposals: Proposals { store: &self.store },
@@ -327,52 +368,112 @@ async fn a_fix_that_writes_outside_its_approved_plan_fails_and_sends_nothing_unp
 /// A proposal approved while fixes were held whose stored plan no longer
 /// reads as a plan (edited by hand, or written by another version): once
 /// fixes may run, it fails before the executor is called, and GitHub gets
-/// nothing.
+/// nothing. A person then asks for it to be tried again: the next round
+/// plans it afresh, the policy approves that plan, and it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approved_fix_whose_stored_plan_cannot_be_read_fails_and_sends_nothing() {
+async fn a_fix_whose_stored_plan_cannot_be_read_fails_unsent_and_runs_once_tried_again() {
     let fx = fixture().await;
     let open = fx.showing_the_finding(fx.plan().await);
     let now = time::OffsetDateTime::now_utc;
     let unsent = replay().pending_methods(&fx.scenario);
 
-    let held = ActionsConfig::default();
-    assert!(held.dry_run, "fixes are held by default");
-    fx.engine(&held)
+    let failed = fx.failed_by_a_damaged_plan(&open).await;
+    assert_eq!(
+        replay().pending_methods(&fx.scenario),
+        unsent,
+        "nothing may reach GitHub"
+    );
+    let last = failed.events.last().unwrap_or_else(|| panic!("a trail"));
+    assert!(last.reason.contains("cannot be read"), "{last:?}");
+    assert!(
+        failed.events.iter().all(|e| e.state != State::Executing),
+        "{:?}",
+        failed.events
+    );
+    let proposals = Proposals { store: &fx.store };
+    let config = ActionsConfig {
+        dry_run: false,
+        ..ActionsConfig::default()
+    };
+    let mut failed = failed;
+    retry(&mut failed, "alex", "the stored plan was damaged", now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(failed.state, State::Proposed);
+    assert!(failed.plan.is_none() && failed.approval.is_none());
+    proposals
+        .save(&failed, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let round = fx
+        .engine(&config)
         .round(&open, now())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(round.executed, [("github-fix".to_string(), true)]);
+    assert_eq!(
+        replay().pending_methods(&fx.scenario),
+        ["DELETE", "PUT"],
+        "the recorded read and write were sent"
+    );
+    let mut done = proposals
+        .all()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .remove(0);
+    let states: Vec<State> = done.events.iter().map(|e| e.state).collect();
+    assert_eq!(
+        states[states.len() - 5..],
+        [
+            State::Failed,
+            State::Proposed,
+            State::Approved,
+            State::Executing,
+            State::Succeeded
+        ],
+        "{:?}",
+        done.events
+    );
+    assert_eq!(done.events[states.len() - 4].actor, "alex");
+    assert!(done.plan.is_some(), "the new plan is kept");
+
+    // Only a failed or expired fix is tried again.
+    assert!(matches!(
+        retry(&mut done, "alex", "again", now()),
+        Err(Refusal::NotRetriable { .. })
+    ));
+}
+
+/// Tried again after the twin stopped showing the finding: nothing is left
+/// to fix, so the proposal is verified and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_tried_again_once_its_finding_is_gone_is_verified_and_runs_nothing() {
+    let fx = fixture().await;
+    let open = fx.showing_the_finding(fx.plan().await);
+    let now = time::OffsetDateTime::now_utc;
+    let unsent = replay().pending_methods(&fx.scenario);
+    let mut failed = fx.failed_by_a_damaged_plan(&open).await;
+    retry(&mut failed, "alex", "try once more", now()).unwrap_or_else(|e| panic!("{e}"));
     let proposals = Proposals { store: &fx.store };
-    let mut all = proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(all.len(), 1);
-    let mut approved = all.remove(0);
-    assert_eq!(approved.state, State::Approved, "{approved:?}");
-    approved.plan = Some(serde_json::json!({"calls": "every write"}));
     proposals
-        .save(&approved, now())
+        .save(&failed, now())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-
     let config = ActionsConfig {
         dry_run: false,
         ..ActionsConfig::default()
     };
     let round = fx
         .engine(&config)
-        .round(&open, now())
+        .round(&Evaluation::default(), now())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(round.executed.is_empty(), "{:?}", round.executed);
-    assert_eq!(
-        replay().pending_methods(&fx.scenario),
-        unsent,
-        "nothing may reach GitHub"
-    );
-    let trail = &proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"))[0].events;
-    let last = trail.last().unwrap_or_else(|| panic!("a trail"));
-    assert_eq!(last.state, State::Failed);
-    assert!(last.reason.contains("cannot be read"), "{last:?}");
-    assert!(
-        trail.iter().all(|e| e.state != State::Executing),
-        "{trail:?}"
-    );
+    assert_eq!(replay().pending_methods(&fx.scenario), unsent);
+    let done = proposals
+        .all()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .remove(0);
+    assert_eq!(done.state, State::Verified, "{:?}", done.events);
+    assert_eq!(done.events.last().map(|e| e.actor.as_str()), Some("twin"));
 }

@@ -1,5 +1,5 @@
 //! `org-mesh actions`: the fix proposals of a running `org-mesh serve`,
-//! listed, approved and rejected through its API.
+//! listed, approved, rejected and tried again through its API.
 
 use std::process::ExitCode;
 
@@ -86,12 +86,24 @@ pub async fn list(endpoint: &Endpoint, state: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub async fn decide(endpoint: &Endpoint, id: &str, approve: bool, reason: &str) -> ExitCode {
+/// What a person asks of a proposal.
+#[derive(Debug, Clone, Copy)]
+pub enum Verb {
+    Approve,
+    Reject,
+    Retry,
+}
+
+pub async fn decide(endpoint: &Endpoint, id: &str, verb: Verb, reason: &str) -> ExitCode {
     let client = match Endpoint::client() {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let verb = if approve { "approve" } else { "reject" };
+    let verb = match verb {
+        Verb::Approve => "approve",
+        Verb::Reject => "reject",
+        Verb::Retry => "retry",
+    };
     let url = format!(
         "{}/api/v1/proposals/{id}/{verb}",
         endpoint.url.trim_end_matches('/')

@@ -121,6 +121,14 @@ enum ActionsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Try a failed or expired fix again: it is planned afresh and the
+    /// approval policy decides on it again.
+    Retry {
+        id: String,
+        /// Why, kept in the proposal's trail.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,10 +240,13 @@ fn main() -> ExitCode {
                         actions::list(&endpoint, state.as_deref()).await
                     }
                     ActionsCommand::Approve { id, reason } => {
-                        actions::decide(&endpoint, &id, true, &reason).await
+                        actions::decide(&endpoint, &id, actions::Verb::Approve, &reason).await
                     }
                     ActionsCommand::Reject { id, reason } => {
-                        actions::decide(&endpoint, &id, false, &reason).await
+                        actions::decide(&endpoint, &id, actions::Verb::Reject, &reason).await
+                    }
+                    ActionsCommand::Retry { id, reason } => {
+                        actions::decide(&endpoint, &id, actions::Verb::Retry, &reason).await
                     }
                 }
             })

@@ -98,6 +98,12 @@ const ROUTES: &[Route] = &[
         Access::Approver,
     ),
     route(
+        "/api/v1/proposals/{id}/retry",
+        POST,
+        "/api/v1/proposals/no-such-proposal/retry",
+        Access::Approver,
+    ),
+    route(
         "/api/v1/entities",
         GET,
         "/api/v1/entities?label=Account",

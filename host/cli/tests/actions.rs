@@ -1,6 +1,6 @@
 //! The fix lifecycle in `org-mesh serve`: proposals from live findings, the
-//! approval policy's answer, people approving and rejecting through the
-//! API and the `org-mesh actions` command, the dry-run switch, execution
+//! approval policy's answer, people approving, rejecting and trying failed
+//! fixes again through the API and the `org-mesh actions` command, the dry-run switch, execution
 //! through the executor plugin, and the trail each step leaves in the twin.
 //!
 //! The live finding with a fix is the recorded organisation's unprotected
@@ -187,6 +187,40 @@ async fn with_dry_run_off_an_approved_fix_runs_through_its_executor_and_a_refusa
     assert!(
         metrics.contains("org_mesh_agent_action_success_rate{executor=\"github-fix\"} 0"),
         "{metrics}"
+    );
+
+    // The failed fix may be tried again by an approver, not a viewer: it
+    // is planned afresh and the policy asks for an approval again.
+    let (status, body) = verdict(&http, &server.base, &id, "retry", VIEWER).await;
+    assert_eq!(status, 403, "{body}");
+    let out = actions_command(
+        &server.base,
+        APPROVER,
+        &["retry", &id, "--reason", "the owner allowed the change"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("proposal {id}: awaiting_approval")
+    );
+    let proposal = restore_proposal(&http, &server.base).await;
+    assert_eq!(proposal["state"], "awaiting_approval", "{proposal}");
+    assert!(proposal["plan"]["calls"].is_array(), "{proposal}");
+    assert!(
+        reasons(&proposal)
+            .iter()
+            .any(|r| r == "security-lead: to be tried again: the owner allowed the change"),
+        "{:?}",
+        reasons(&proposal)
+    );
+    let (status, body) = verdict(&http, &server.base, &id, "retry", APPROVER).await;
+    assert_eq!(
+        status, 409,
+        "only a failed or expired fix is tried again: {body}"
     );
 }
 

@@ -1,7 +1,8 @@
 //! Switchboard, the web console, against the real `org-mesh serve` on the
 //! recorded demo organisation: its assets and headers, the API routes it
 //! relies on (who am I, the live event stream, the campaign view), and an
-//! operator's session in headless Chromium driven by `playwright-core`
+//! operator's session in headless Chromium driven by `playwright-core`,
+//! which also tries a failed fix again on a second service that runs fixes
 //! (host/cli/tests/console/drive.mjs). Screenshots of every step are kept
 //! in `<target dir>/console-screenshots`.
 //!
@@ -274,6 +275,25 @@ async fn an_operator_triages_findings_campaigns_and_fixes_in_a_browser() {
     let http = client();
     let found = start_campaign(&http, &server.base).await;
     let approvable = proposal(&http, &server.base).await;
+    // A second service, with fixes allowed to run, holds a fix that failed:
+    // the demo's executor only plans, so the approved restore is refused.
+    let running = start_with(&[("ORG_MESH_ACTIONS__DRY_RUN", "false")]).await;
+    let failed = proposal(&http, &running.base).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let approved = http
+        .post(format!(
+            "{}/api/v1/proposals/{failed}/approve",
+            running.base
+        ))
+        .bearer_auth(APPROVER)
+        .json(&json!({"reason": "owner agreed"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let approved: Value = approved.json().await.unwrap_or_default();
+    assert_eq!(approved["proposal"]["state"], "failed", "{approved}");
 
     let out = tokio::task::spawn_blocking({
         let base = server.base.clone();
@@ -283,6 +303,8 @@ async fn an_operator_triages_findings_campaigns_and_fixes_in_a_browser() {
             .unwrap_or_default()
             .to_string();
         let proposal = approvable["id"].as_str().unwrap_or_default().to_string();
+        let running = running.base.clone();
+        let failed = failed.clone();
         move || {
             Command::new("node")
                 .arg(driver.join("drive.mjs"))
@@ -293,6 +315,8 @@ async fn an_operator_triages_findings_campaigns_and_fixes_in_a_browser() {
                 .env("APPROVER_TOKEN", APPROVER)
                 .env("CAMPAIGN", fingerprint)
                 .env("PROPOSAL", proposal)
+                .env("RUNNING_URL", running)
+                .env("FAILED_PROPOSAL", failed)
                 .output()
         }
     })
@@ -323,4 +347,26 @@ async fn an_operator_triages_findings_campaigns_and_fixes_in_a_browser() {
         .unwrap_or_default();
     assert_eq!(after["state"], "approved", "{after}");
     assert_eq!(after["approvals"][0]["actor"], "security-lead", "{after}");
+
+    let (_, all) = get_json(
+        &http,
+        &format!("{}/api/v1/proposals", running.base),
+        Some(VIEWER),
+    )
+    .await;
+    let retried = all["proposals"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["id"] == failed.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(retried["state"], "awaiting_approval", "{retried}");
+    assert!(
+        retried["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| {
+                e["actor"] == "security-lead"
+                    && e["reason"] == "to be tried again: GitHub answered again"
+            })),
+        "{retried}"
+    );
 }

@@ -157,6 +157,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/proposals", get(proposals))
         .route("/api/v1/proposals/{id}/approve", post(approve))
         .route("/api/v1/proposals/{id}/reject", post(reject))
+        .route("/api/v1/proposals/{id}/retry", post(retry))
         .route("/api/v1/entities", get(entities))
         .route("/api/v1/entities/{label}/{key}", get(entity))
         .route("/api/v1/plugins", get(plugins))
@@ -338,9 +339,25 @@ async fn reject(
     Ok(Json(json!({"proposal": proposal})))
 }
 
+async fn retry(
+    caller: Caller,
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Json(verdict): Json<Verdict>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let proposal = service
+        .decide_proposal(&id, |p, now| {
+            crate::actions::retry(p, &caller.name, &verdict.reason, now)
+        })
+        .await?;
+    Ok(Json(json!({"proposal": proposal})))
+}
+
 impl Service {
     /// Applies a person's verdict to a proposal and records it; an approval
-    /// that completes the quorum runs the fix round at once.
+    /// that completes the quorum, or a fix to be tried again, runs the fix
+    /// round at once.
     async fn decide_proposal(
         &self,
         id: &str,
@@ -381,7 +398,10 @@ impl Service {
             return Err(ApiError::new(status, "refused", refusal.to_string()));
         }
         tracing::info!(proposal = %id, state = ?proposal.state, "A person decided on a fix");
-        if proposal.state == crate::actions::State::Approved {
+        if matches!(
+            proposal.state,
+            crate::actions::State::Approved | crate::actions::State::Proposed
+        ) {
             self.act().await;
             if let Ok(Some(latest)) = proposals.get(id).await {
                 return Ok(latest);

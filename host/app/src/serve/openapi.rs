@@ -58,6 +58,7 @@ pub fn document() -> Value {
             "/api/v1/reloads": {"get": get("The last reload of the policy folder and of each plugin instance: applied, rejected (and why) or unchanged", "viewer")},
             "/api/v1/proposals/{id}/approve": {"post": verdict("Approve a proposed fix; the trail keeps who approved and why")},
             "/api/v1/proposals/{id}/reject": {"post": verdict("Reject a proposed fix; the trail keeps who rejected it and why")},
+            "/api/v1/proposals/{id}/retry": {"post": verdict("Try a failed or expired fix again: it is planned afresh and decided on like a new proposal; the trail keeps who asked and why")},
             "/api/v1/reload": {"post": {
                 "summary": "Reload plugins and policies now",
                 "description": "Needs the admin role. Answers 422 when a candidate was rejected; the previous version then keeps serving.",

@@ -1,7 +1,8 @@
 // An operator's session in Switchboard, in headless Chromium: sign in,
 // filter findings, open one, approve a proposal and see dry run hold it,
 // watch a viewer's page follow live and refuse the viewer, read a narrative
-// campaign, an entity page and the plugins page. Started by
+// campaign, an entity page and the plugins page, and try a failed fix again
+// on a second service that runs fixes. Started by
 // host/cli/tests/console.rs, which passes the service and what it prepared
 // in the environment; exits non-zero, naming the failed step, on any
 // failure. Screenshots of each step go to $SCREENSHOTS.
@@ -18,6 +19,7 @@ const env = (name) => {
   return value;
 };
 const base = env('CONSOLE_URL');
+const running = env('RUNNING_URL');
 const shots = env('SCREENSHOTS');
 const timeout = 15000;
 
@@ -42,10 +44,10 @@ const browser = await chromium.launch({
   ],
 });
 
-async function session(name) {
+async function session(name, origin = base) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.route('**/*', (route) => (
-    route.request().url().startsWith(base) ? route.continue() : route.abort('blockedbyclient')));
+    route.request().url().startsWith(origin) ? route.continue() : route.abort('blockedbyclient')));
   const page = await context.newPage();
   page.setDefaultTimeout(timeout);
   // A script error or a refused resource (a policy violation shows here) fails the run.
@@ -67,8 +69,8 @@ async function screenshot(page, name) {
   await page.screenshot({ path: file, fullPage: true });
 }
 
-async function signIn(page, token) {
-  await page.goto(`${base}/`);
+async function signIn(page, token, origin = base) {
+  await page.goto(`${origin}/`);
   await page.getByLabel('API token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.locator('#findings-table table').waitFor();
@@ -199,6 +201,23 @@ try {
   await viewer.getByRole('heading', { name: 'Reloads' }).waitFor();
   check((await viewer.locator('section[aria-label="Plugins"]').textContent()).includes('github-connector'), 'loaded plugins are listed');
   await screenshot(viewer, 'plugins');
+
+  step = 'try a failed fix again';
+  const retrier = await session('retrier', running);
+  await signIn(retrier, env('APPROVER_TOKEN'), running);
+  await retrier.goto(`${running}/#/proposal/${env('FAILED_PROPOSAL')}`);
+  await retrier.locator('#proposal-state').getByText('failed', { exact: true }).waitFor();
+  check(await retrier.getByRole('button', { name: 'Approve' }).count() === 0, 'a failed fix is not approved again');
+  await retrier.getByRole('button', { name: 'Try again' }).click();
+  await retrier.getByText('Give a reason first.').waitFor();
+  await retrier.getByLabel('Reason (kept in the trail)').fill('GitHub answered again');
+  await retrier.getByRole('button', { name: 'Try again' }).click();
+  await retrier.locator('#proposal-state').getByText('awaiting approval').waitFor();
+  check(await retrier.getByRole('button', { name: 'Approve' }).count() === 1, 'the new plan awaits approval');
+  const retrail = await retrier.locator('section[aria-label="Audit trail"] tbody tr').allTextContents();
+  check(retrail.some((r) => r.includes('security-lead') && r.includes('to be tried again: GitHub answered again')),
+    `the request is in the trail: ${retrail}`);
+  await screenshot(retrier, 'tried-again');
 
   step = 'sign out';
   await viewer.getByRole('button', { name: 'Sign out' }).click();
