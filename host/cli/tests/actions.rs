@@ -262,7 +262,7 @@ async fn a_rejected_fix_never_runs_and_a_plan_over_the_blast_radius_is_refused()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_undecided_approval_runs_nothing_and_an_expired_one_cannot_be_given() {
+async fn an_undecided_approval_runs_nothing_and_an_expired_one_is_tried_again_not_approved() {
     let (server, copies) = start_on_copies(&[("ORG_MESH_ACTIONS__DRY_RUN", "false")]).await;
     let http = client();
     // A policy that decides nothing: no fix may run.
@@ -293,6 +293,10 @@ async fn an_undecided_approval_runs_nothing_and_an_expired_one_cannot_be_given()
         "{:?}",
         reasons(&proposal)
     );
+    // A denial is the policy's answer, not a failure: it is not tried again.
+    let denied = proposal["id"].as_str().unwrap_or_default();
+    let (status, body) = verdict(&http, &server.base, denied, "retry", APPROVER).await;
+    assert_eq!(status, 409, "{body}");
     drop(server);
 
     // Approvals that lapse after a second.
@@ -322,4 +326,11 @@ async fn an_undecided_approval_runs_nothing_and_an_expired_one_cannot_be_given()
     let proposal = restore_proposal(&http, &server.base).await;
     assert_eq!(proposal["state"], "expired", "{proposal}");
     assert!(proposal["outcome"].is_null(), "nothing ran: {proposal}");
+
+    // An expired fix may be tried again: it awaits a fresh approval.
+    let (status, body) = verdict(&http, &server.base, &id, "retry", APPROVER).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["proposal"]["state"], "awaiting_approval", "{body}");
+    assert_eq!(body["proposal"]["approvals"], json!([]), "{body}");
+    assert!(body["proposal"]["expires_at"].is_string(), "{body}");
 }
