@@ -49,7 +49,8 @@ pub enum State {
 }
 
 impl State {
-    /// States a proposal never leaves.
+    /// States the engine never moves a proposal out of. A person may still
+    /// ask for a failed or expired fix to be tried again.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -261,9 +262,12 @@ impl Engine<'_> {
             let id = proposal_id(&reported.finding.fingerprint, &action.kind);
             if let Some(existing) = known.get_mut(&id) {
                 // A proposal left proposed is one a person asked to try
-                // again: it takes this evaluation's plan and is decided on
-                // afresh.
+                // again: it takes this evaluation's fix (the finding may
+                // have moved since) with its plan and is decided on afresh.
                 if existing.state == State::Proposed {
+                    existing.executor = action.executor.clone();
+                    existing.target = action.target.clone();
+                    existing.parameters = remedy.parameters.clone();
                     existing.plan = action
                         .plan
                         .as_ref()

@@ -395,7 +395,12 @@ async fn a_fix_whose_stored_plan_cannot_be_read_fails_unsent_and_runs_once_tried
         dry_run: false,
         ..ActionsConfig::default()
     };
+    // What the proposal stored is stale by now; trying again takes the fix
+    // the finding shows.
     let mut failed = failed;
+    failed
+        .parameters
+        .insert("branch".into(), Value::Text("release".into()));
     retry(&mut failed, "alex", "the stored plan was damaged", now())
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(failed.state, State::Proposed);
@@ -435,6 +440,10 @@ async fn a_fix_whose_stored_plan_cannot_be_read_fails_unsent_and_runs_once_tried
     );
     assert_eq!(done.events[states.len() - 4].actor, "alex");
     assert!(done.plan.is_some(), "the new plan is kept");
+    assert_eq!(
+        done.parameters.get("branch"),
+        Some(&Value::Text("main".into()))
+    );
 
     // Only a failed or expired fix is tried again.
     assert!(matches!(
