@@ -43,6 +43,16 @@ async fn proposal(http: &reqwest::Client, base: &str) -> Value {
         .unwrap_or_else(|| panic!("no {RESTORE} proposal awaits approval: {body}"))
 }
 
+/// The proposal `id` as the service lists it now, or null.
+async fn proposal_with_id(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    let (_, all) = get_json(http, &format!("{base}/api/v1/proposals"), Some(VIEWER)).await;
+    all["proposals"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["id"] == id))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Reads the event stream until `want` arrives in it, or panics after
 /// `within`.
 async fn next_event(stream: &mut reqwest::Response, want: &str, within: Duration) -> String {
@@ -334,31 +344,11 @@ async fn an_operator_triages_findings_campaigns_and_fixes_in_a_browser() {
 
     // What the browser did is what the service recorded.
     let id = approvable["id"].as_str().unwrap_or_default();
-    let (_, all) = get_json(
-        &http,
-        &format!("{}/api/v1/proposals", server.base),
-        Some(VIEWER),
-    )
-    .await;
-    let after = all["proposals"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["id"] == id))
-        .cloned()
-        .unwrap_or_default();
+    let after = proposal_with_id(&http, &server.base, id).await;
     assert_eq!(after["state"], "approved", "{after}");
     assert_eq!(after["approvals"][0]["actor"], "security-lead", "{after}");
 
-    let (_, all) = get_json(
-        &http,
-        &format!("{}/api/v1/proposals", running.base),
-        Some(VIEWER),
-    )
-    .await;
-    let retried = all["proposals"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["id"] == failed.as_str()))
-        .cloned()
-        .unwrap_or_default();
+    let retried = proposal_with_id(&http, &running.base, &failed).await;
     assert_eq!(retried["state"], "awaiting_approval", "{retried}");
     assert!(
         retried["events"]
