@@ -60,6 +60,14 @@ fn finding(repository: &NodeRef) -> Finding {
     }
 }
 
+/// The default actions settings with fixes allowed to run.
+fn fixes_run() -> ActionsConfig {
+    ActionsConfig {
+        dry_run: false,
+        ..ActionsConfig::default()
+    }
+}
+
 /// A twin holding the recorded repository, the built GitHub executor bound
 /// to a fresh replay of GitHub's branch-protection exchange, and the
 /// shipped policies.
@@ -202,10 +210,7 @@ impl Fixture {
             .save(&approved, now())
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
-        let config = ActionsConfig {
-            dry_run: false,
-            ..ActionsConfig::default()
-        };
+        let config = fixes_run();
         let round = self
             .engine(&config)
             .round(open, now())
@@ -238,10 +243,7 @@ async fn an_unattended_fix_runs_through_recorded_writes_and_is_verified_when_the
     let repository = fx.repository.clone();
     let store = &fx.store;
 
-    let config = ActionsConfig {
-        dry_run: false,
-        ..ActionsConfig::default()
-    };
+    let config = fixes_run();
     let engine = fx.engine(&config);
     let now = time::OffsetDateTime::now_utc;
 
@@ -331,10 +333,7 @@ async fn a_fix_that_writes_outside_its_approved_plan_fails_and_sends_nothing_unp
     let mut plan = fx.plan().await;
     plan.calls.retain(|c| c.method == "GET");
     assert_eq!(plan.calls.len(), 1, "{plan:?}");
-    let config = ActionsConfig {
-        dry_run: false,
-        ..ActionsConfig::default()
-    };
+    let config = fixes_run();
     let engine = fx.engine(&config);
     let round = engine
         .round(
@@ -391,10 +390,7 @@ async fn a_fix_whose_stored_plan_cannot_be_read_fails_unsent_and_runs_once_tried
         failed.events
     );
     let proposals = Proposals { store: &fx.store };
-    let config = ActionsConfig {
-        dry_run: false,
-        ..ActionsConfig::default()
-    };
+    let config = fixes_run();
     // What the proposal stored is stale by now; trying again takes the fix
     // the finding shows.
     let mut failed = failed;
@@ -467,10 +463,7 @@ async fn a_fix_tried_again_once_its_finding_is_gone_is_verified_and_runs_nothing
         .save(&failed, now())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let config = ActionsConfig {
-        dry_run: false,
-        ..ActionsConfig::default()
-    };
+    let config = fixes_run();
     let round = fx
         .engine(&config)
         .round(&Evaluation::default(), now())

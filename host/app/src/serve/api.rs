@@ -315,13 +315,11 @@ async fn approve(
     Path(id): Path<String>,
     Json(verdict): Json<Verdict>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Role::Approver)?;
-    let proposal = service
-        .decide_proposal(&id, |p, now| {
+    service
+        .decide_proposal(&caller, &id, |p, now| {
             crate::actions::approve(p, &caller.name, caller.role, &verdict.reason, now)
         })
-        .await?;
-    Ok(Json(json!({"proposal": proposal})))
+        .await
 }
 
 async fn reject(
@@ -330,13 +328,11 @@ async fn reject(
     Path(id): Path<String>,
     Json(verdict): Json<Verdict>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Role::Approver)?;
-    let proposal = service
-        .decide_proposal(&id, |p, now| {
+    service
+        .decide_proposal(&caller, &id, |p, now| {
             crate::actions::reject(p, &caller.name, &verdict.reason, now)
         })
-        .await?;
-    Ok(Json(json!({"proposal": proposal})))
+        .await
 }
 
 async fn retry(
@@ -345,27 +341,28 @@ async fn retry(
     Path(id): Path<String>,
     Json(verdict): Json<Verdict>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Role::Approver)?;
-    let proposal = service
-        .decide_proposal(&id, |p, now| {
+    service
+        .decide_proposal(&caller, &id, |p, now| {
             crate::actions::retry(p, &caller.name, &verdict.reason, now)
         })
-        .await?;
-    Ok(Json(json!({"proposal": proposal})))
+        .await
 }
 
 impl Service {
     /// Applies a person's verdict to a proposal and records it; an approval
     /// that completes the quorum, or a fix to be tried again, runs the fix
-    /// round at once.
+    /// round at once. Every verdict needs at least the approver role, which
+    /// is checked here so that no verb can leave it out.
     async fn decide_proposal(
         &self,
+        caller: &Caller,
         id: &str,
         verdict: impl FnOnce(
             &mut crate::actions::Proposal,
             time::OffsetDateTime,
         ) -> Result<(), crate::actions::Refusal>,
-    ) -> Result<crate::actions::Proposal, ApiError> {
+    ) -> Result<Json<Value>, ApiError> {
+        caller.require(Role::Approver)?;
         let _turn = self.pipeline.lock().await;
         let proposals = crate::actions::Proposals {
             store: self.twin.store.as_ref(),
@@ -404,10 +401,10 @@ impl Service {
         ) {
             self.act().await;
             if let Ok(Some(latest)) = proposals.get(id).await {
-                return Ok(latest);
+                proposal = latest;
             }
         }
-        Ok(proposal)
+        Ok(Json(json!({"proposal": proposal})))
     }
 }
 
