@@ -259,7 +259,17 @@ impl Twin {
         let evaluator = self.config.policies.evaluator;
         let loaded =
             tokio::task::spawn_blocking(move || PolicySet::load_with(&load_dir, evaluator)).await;
+        let dropped = match (&loaded, current.set.as_ref()) {
+            (Ok(Ok(set)), Some(serving)) => set.drops_rules_of(serving),
+            _ => Vec::new(),
+        };
         let problem = match loaded {
+            Ok(Ok(_)) if !dropped.is_empty() => format!(
+                "it declares no {}, which the serving version decides with: in its place every \
+                 finding would lose that decision, or every new fix be denied; kept the serving \
+                 version (to run without them on purpose, restart with the folder as it is)",
+                dropped.join(", ")
+            ),
             Ok(Ok(set)) => {
                 // The folder may have changed again while it was read; the
                 // version then names what was read last, and the watcher
@@ -291,7 +301,7 @@ impl Twin {
                 }
                 return report;
             }
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => format!("{:#}", anyhow::Error::from(e)),
             Err(e) => format!("the policy load stopped: {e}"),
         };
         report.outcome = Outcome::Rejected;

@@ -426,3 +426,64 @@ async fn the_bytecode_evaluator_gives_way_to_the_interpreter_on_a_version_it_mis
     }
     panic!("no finding was decided by {candidate} within 10 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_drops_a_decision_rule_is_refused_and_the_serving_one_kept() {
+    let (server, copies) = start_on_copies(&[]).await;
+    let http = client();
+    let policies = copies.policies.clone();
+    let serving = folder_version(&policies);
+    let rated_now = || rated(&http, &server.base, "org-2fa-not-required");
+    assert_eq!(rated_now().await, ("medium".to_string(), serving.clone()));
+    let aside = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let set_aside = |name: &str| {
+        std::fs::rename(policies.join(name), aside.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    };
+    let put_back = |name: &str| {
+        std::fs::rename(aside.path().join(name), policies.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    };
+
+    // The approval policy gone: every new fix would be denied for good.
+    // The policy goes first, so no state between the two moves serves.
+    set_aside("approval.rego");
+    set_aside("approval_test.rego");
+    let candidate = folder_version(&policies);
+    let report = wait_outcome(&http, &server.base, &candidate, "rejected").await;
+    let problem = report["problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("declares no data.orgmesh.approval.decision,")
+            && problem.contains("kept the serving version"),
+        "{report}"
+    );
+    assert_eq!(report["serving"], serving.as_str(), "{report}");
+    assert_eq!(rated_now().await, ("medium".to_string(), serving.clone()));
+    put_back("approval_test.rego");
+    put_back("approval.rego");
+
+    // The drift package renamed, its tests set aside: every finding would
+    // lose its rating.
+    let drift = policies.join("drift.rego");
+    let text = std::fs::read_to_string(&drift).unwrap_or_else(|e| panic!("{e}"));
+    let renamed = text.replacen("package orgmesh.drift\n", "package orgmesh.elsewhere\n", 1);
+    assert_ne!(renamed, text, "drift.rego declares its package on a line");
+    save(&drift, renamed.as_bytes());
+    set_aside("drift_test.rego");
+    let candidate = folder_version(&policies);
+    let report = wait_outcome(&http, &server.base, &candidate, "rejected").await;
+    assert!(
+        report["problem"].as_str().is_some_and(|p| p.contains(
+            "declares no data.orgmesh.drift.severity, data.orgmesh.drift.suppressed, \
+             data.orgmesh.drift.suppress_reason, data.orgmesh.drift.auto_fix,"
+        )),
+        "{report}"
+    );
+    assert_eq!(rated_now().await, ("medium".to_string(), serving.clone()));
+
+    // Put back as it was, the folder is the serving version again.
+    save(&drift, text.as_bytes());
+    put_back("drift_test.rego");
+    assert_eq!(folder_version(&policies), serving);
+    assert_eq!(rated_now().await, ("medium".to_string(), serving));
+}

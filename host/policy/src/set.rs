@@ -318,6 +318,30 @@ impl PolicySet {
             })
     }
 
+    /// The decision rules this version declares, by path: those of the
+    /// drift package and the approval decision, when it has them.
+    pub fn decision_rules(&self) -> Vec<String> {
+        let mut rules: Vec<String> = self.declared.iter().map(|d| d.path.clone()).collect();
+        if self.approval.is_some() {
+            rules.push(rule_path(APPROVAL_PACKAGE.iter().copied(), APPROVAL_RULE));
+        }
+        rules
+    }
+
+    /// The decision rules `serving` declares that this version does not.
+    /// A version without them still loads (a folder may leave findings
+    /// unrated, or let no fix run), but put in place of one that has them
+    /// it would silently unrate every finding or deny every new fix for
+    /// good, which is what a half-finished edit or checkout looks like.
+    pub fn drops_rules_of(&self, serving: &PolicySet) -> Vec<String> {
+        let kept = self.decision_rules();
+        serving
+            .decision_rules()
+            .into_iter()
+            .filter(|rule| !kept.contains(rule))
+            .collect()
+    }
+
     /// Whether the folder holds an approval policy.
     pub fn has_approval_policy(&self) -> bool {
         self.approval.is_some()

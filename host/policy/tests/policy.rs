@@ -466,6 +466,52 @@ fn empty_or_missing_folder_is_an_error() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn a_version_names_the_decision_rules_it_drops() -> TestResult {
+    let serving = shipped()?;
+    assert_eq!(
+        serving.decision_rules(),
+        [
+            "data.orgmesh.drift.severity",
+            "data.orgmesh.drift.suppressed",
+            "data.orgmesh.drift.suppress_reason",
+            "data.orgmesh.drift.auto_fix",
+            "data.orgmesh.approval.decision",
+        ]
+    );
+    assert!(shipped()?.drops_rules_of(&serving).is_empty());
+
+    // The drift policy alone: no approval decision.
+    let drift_only = folder(true, &[])?;
+    let candidate = PolicySet::load(drift_only.path())?;
+    assert_eq!(
+        candidate.drops_rules_of(&serving),
+        ["data.orgmesh.approval.decision"]
+    );
+    // Going the other way drops nothing.
+    assert!(serving.drops_rules_of(&candidate).is_empty());
+
+    // A drift package that only rates.
+    let rates_only = folder(
+        false,
+        &[(
+            "drift.rego",
+            "package orgmesh.drift\n\nseverity := input.default_severity\n",
+        )],
+    )?;
+    let candidate = PolicySet::load(rates_only.path())?;
+    assert_eq!(
+        candidate.drops_rules_of(&serving),
+        [
+            "data.orgmesh.drift.suppressed",
+            "data.orgmesh.drift.suppress_reason",
+            "data.orgmesh.drift.auto_fix",
+            "data.orgmesh.approval.decision",
+        ]
+    );
+    Ok(())
+}
+
 // --- the tuning file -----------------------------------------------------------
 
 fn tuning_error(yaml: &str) -> Result<(TuningError, String), Box<dyn std::error::Error>> {
