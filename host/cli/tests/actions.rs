@@ -232,6 +232,35 @@ async fn a_rejected_fix_never_runs_and_a_plan_over_the_blast_radius_is_refused()
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // A verdict that gives no reason leaves nothing for the trail to say.
+    for verb in ["approve", "reject", "retry"] {
+        let answer = http
+            .post(format!("{}/api/v1/proposals/{id}/{verb}", server.base))
+            .bearer_auth(ADMIN)
+            .json(&json!({"reason": " \t"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer.status().as_u16(), 422, "{verb}");
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("reason is empty")),
+            "{verb}: {body}"
+        );
+    }
+    let out = actions_command(&server.base, APPROVER, &["reject", &id, "--reason", ""]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reason is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        restore_proposal(&http, &server.base).await["state"],
+        "awaiting_approval"
+    );
     let out = actions_command(
         &server.base,
         APPROVER,

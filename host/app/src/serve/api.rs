@@ -306,7 +306,20 @@ async fn proposals(
 #[serde(deny_unknown_fields)]
 struct Verdict {
     /// Why, kept in the proposal's trail.
+    #[serde(deserialize_with = "says_why")]
     reason: String,
+}
+
+/// A reason of nothing but white space would leave a trail entry that
+/// explains nothing, and the trail is what an audit reads.
+fn says_why<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let reason = String::deserialize(deserializer)?;
+    if reason.trim().is_empty() {
+        return Err(serde::de::Error::custom(
+            "reason is empty: say why, for the proposal's trail",
+        ));
+    }
+    Ok(reason.trim().to_owned())
 }
 
 async fn approve(

@@ -24,14 +24,15 @@ fn verdict(summary: &str) -> Value {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
             "type": "object",
             "required": ["reason"],
-            "properties": {"reason": {"type": "string"}}
+            "properties": {"reason": {"type": "string", "pattern": "\\S", "description": "Why; kept in the trail, so it may not be empty or only white space."}}
         }}}},
         "responses": {
             "200": {"description": "The proposal with its trail", "content": {"application/json": {}}},
             "401": {"$ref": "#/components/responses/Error"},
             "403": {"$ref": "#/components/responses/Error"},
             "404": {"$ref": "#/components/responses/Error"},
-            "409": {"$ref": "#/components/responses/Error"}
+            "409": {"$ref": "#/components/responses/Error"},
+            "422": {"$ref": "#/components/responses/Error"}
         }
     })
 }
