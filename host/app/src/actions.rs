@@ -248,6 +248,14 @@ impl Engine<'_> {
             .iter()
             .map(|r| r.finding.fingerprint.as_str())
             .collect();
+        // A detector that failed this round has none of its findings here,
+        // which would make every one of them look fixed; a finding counts
+        // as gone only when every detector's findings are all here.
+        let complete = evaluation
+            .detectors
+            .iter()
+            .all(|d| evaluation.detected_by.contains_key(d));
+        let gone = |p: &Proposal| complete && !open.contains(p.finding.as_str());
 
         for reported in &evaluation.findings {
             let Some(action) = &reported.action else {
@@ -312,6 +320,18 @@ impl Engine<'_> {
         for proposal in known.values_mut() {
             let before = proposal.clone();
             match proposal.state {
+                // Approval was asked for the finding as it was; with the
+                // finding gone, running the fix would undo what fixed it
+                // (a person offboarded and then reinstated would lose the
+                // access given back).
+                State::AwaitingApproval | State::Approved if gone(proposal) => {
+                    proposal.record(
+                        State::Verified,
+                        "twin",
+                        now,
+                        "observed again: the finding is gone, so its fix does not run",
+                    );
+                }
                 State::AwaitingApproval if proposal.expires_at.is_some_and(|e| e <= now) => {
                     proposal.record(
                         State::Expired,
@@ -320,7 +340,7 @@ impl Engine<'_> {
                         "no approval before it expired",
                     );
                 }
-                State::Succeeded if !open.contains(proposal.finding.as_str()) => {
+                State::Succeeded if gone(proposal) => {
                     proposal.record(
                         State::Verified,
                         "twin",
@@ -328,7 +348,7 @@ impl Engine<'_> {
                         "observed again: the finding is gone",
                     );
                 }
-                State::Proposed if !open.contains(proposal.finding.as_str()) => {
+                State::Proposed if gone(proposal) => {
                     proposal.record(
                         State::Verified,
                         "twin",

@@ -7,7 +7,8 @@
 //! fix approved with a plan that announced only its read: the host refuses
 //! the write and the fix fails. And a stored plan that no longer reads as a
 //! plan fails its fix before anything is sent, and the fix, tried again at
-//! a person's request, is planned afresh and runs.
+//! a person's request, is planned afresh and runs. And a fix approved, or
+//! awaiting approval, whose finding goes before it runs never runs.
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
@@ -478,4 +479,92 @@ async fn a_fix_tried_again_once_its_finding_is_gone_is_verified_and_runs_nothing
         .remove(0);
     assert_eq!(done.state, State::Verified, "{:?}", done.events);
     assert_eq!(done.events.last().map(|e| e.actor.as_str()), Some("twin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_whose_finding_went_before_it_ran_is_verified_and_sends_nothing() {
+    let fx = fixture().await;
+    let now = time::OffsetDateTime::now_utc;
+    let unsent = replay().pending_methods(&fx.scenario);
+    let proposals = Proposals { store: &fx.store };
+    let only = || async {
+        let mut all = proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    };
+
+    // Approved by the policy while fixes are held.
+    let mut open = fx.showing_the_finding(fx.plan().await);
+    let held = ActionsConfig::default();
+    fx.engine(&held)
+        .round(&open, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(only().await.state, State::Approved);
+
+    // The detector failed this round: its findings are missing, not gone.
+    let failed_detector = Evaluation {
+        detectors: vec!["identity-drift".into()],
+        ..Evaluation::default()
+    };
+    fx.engine(&held)
+        .round(&failed_detector, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(only().await.state, State::Approved);
+
+    // The detector ran and the finding is gone: the approved fix does not
+    // run once fixes may.
+    let config = fixes_run();
+    let cleared = Evaluation {
+        detectors: vec!["identity-drift".into()],
+        detected_by: BTreeMap::from([("identity-drift".to_string(), "test".to_string())]),
+        ..Evaluation::default()
+    };
+    let round = fx
+        .engine(&config)
+        .round(&cleared, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(round.executed.is_empty(), "{:?}", round.executed);
+    assert_eq!(replay().pending_methods(&fx.scenario), unsent);
+    let verified = only().await;
+    assert_eq!(verified.state, State::Verified, "{:?}", verified.events);
+    assert!(
+        verified
+            .events
+            .last()
+            .is_some_and(|e| e.actor == "twin" && e.reason.contains("its fix does not run")),
+        "{:?}",
+        verified.events
+    );
+
+    // A fix awaiting a person's approval goes the same way.
+    let awaiting = fixture().await;
+    open = awaiting.showing_the_finding(awaiting.plan().await);
+    if let Some(decision) = open.findings[0].decision.as_mut() {
+        decision.auto_fix = Some(false);
+    }
+    awaiting
+        .engine(&config)
+        .round(&open, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let proposals = Proposals {
+        store: &awaiting.store,
+    };
+    let state = |all: Vec<Proposal>| all.first().map(|p| p.state);
+    assert_eq!(
+        state(proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"))),
+        Some(State::AwaitingApproval)
+    );
+    awaiting
+        .engine(&config)
+        .round(&cleared, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        state(proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"))),
+        Some(State::Verified)
+    );
 }
