@@ -193,6 +193,13 @@ pub struct ServeConfig {
     /// How often every connector is synced; 0 syncs only at start.
     #[serde(default = "default_sync_interval")]
     pub sync_interval_secs: u64,
+    /// How long a connection may take to send a request's head, and stay
+    /// idle between requests.
+    #[serde(default = "default_head_timeout")]
+    pub head_timeout_secs: u64,
+    /// How long a client may take to send a request's body.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
     /// Bearer tokens of the API, each with a role.
     #[serde(default)]
     pub tokens: Vec<ApiToken>,
@@ -209,8 +216,51 @@ impl Default for ServeConfig {
             listen: default_listen(),
             body_limit_bytes: default_body_limit(),
             sync_interval_secs: default_sync_interval(),
+            head_timeout_secs: default_head_timeout(),
+            body_timeout_secs: default_body_timeout(),
             tokens: Vec::new(),
             public_url: None,
+        }
+    }
+}
+
+impl ServeConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        let port = self
+            .listen
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.is_empty())
+            .and_then(|(_, port)| port.parse::<u16>().ok());
+        if port.is_none() {
+            problems.push(format!(
+                "serve.listen: {:?} is not an address and port such as 0.0.0.0:8080",
+                self.listen
+            ));
+        }
+        if self.body_limit_bytes < MIN_BODY_LIMIT {
+            problems.push(format!(
+                "serve.body_limit_bytes: {} is below {MIN_BODY_LIMIT}, which no SCIM user or webhook delivery fits",
+                self.body_limit_bytes
+            ));
+        }
+        for (field, secs) in [
+            ("head_timeout_secs", self.head_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+        ] {
+            if secs == 0 {
+                problems.push(format!(
+                    "serve.{field}: must be at least 1 second, or no request could arrive"
+                ));
+            }
+        }
+        if let Some(public) = &self.public_url {
+            let usable = url::Url::parse(public)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !usable {
+                problems.push(format!(
+                    "serve.public_url: {public:?} is not an http:// or https:// URL"
+                ));
+            }
         }
     }
 }
@@ -226,6 +276,21 @@ fn default_body_limit() -> usize {
 fn default_sync_interval() -> u64 {
     300
 }
+
+/// Longer than the 60 s idle timeout of the common load balancers and
+/// ingress controllers, so that they close an idle connection first and
+/// never send a request on one the service is closing.
+fn default_head_timeout() -> u64 {
+    75
+}
+
+fn default_body_timeout() -> u64 {
+    30
+}
+
+/// The smallest body limit that still takes a SCIM user or a small
+/// webhook delivery.
+const MIN_BODY_LIMIT: usize = 4096;
 
 /// What an API token may do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
@@ -730,6 +795,12 @@ impl Config {
                 "serve__sync_interval_secs" => {
                     number("a number of seconds").map(|n| self.serve.sync_interval_secs = n)
                 }
+                "serve__head_timeout_secs" => {
+                    number("a number of seconds").map(|n| self.serve.head_timeout_secs = n)
+                }
+                "serve__body_timeout_secs" => {
+                    number("a number of seconds").map(|n| self.serve.body_timeout_secs = n)
+                }
                 "retention__message_days" => {
                     number("a whole number of days").map(|n| self.retention.message_days = n)
                 }
@@ -823,6 +894,7 @@ impl Config {
                 redacted(&redis.url)
             ));
         }
+        self.serve.check(problems);
         if self.retention.message_days > MAX_MESSAGE_DAYS {
             problems.push(format!(
                 "retention.message_days: {} is more than {MAX_MESSAGE_DAYS} days; 0 keeps messages for ever",
@@ -1071,6 +1143,31 @@ mod tests {
             err.iter()
                 .any(|p| p.contains("ORG_MESH_TEST_SURELY_UNSET is not set"))
         );
+    }
+
+    #[test]
+    fn serve_settings_that_cannot_work_are_named() {
+        let err = load(
+            "plugins: {dirs: [p]}\npolicies: {dir: q}\nserve:\n  listen: not-an-address\n  body_limit_bytes: 0\n  head_timeout_secs: 0\n  public_url: not a url\n",
+        )
+        .err()
+        .map(|e| e.problems)
+        .unwrap_or_default();
+        assert_eq!(
+            err,
+            [
+                "serve.listen: \"not-an-address\" is not an address and port such as 0.0.0.0:8080",
+                "serve.body_limit_bytes: 0 is below 4096, which no SCIM user or webhook delivery fits",
+                "serve.head_timeout_secs: must be at least 1 second, or no request could arrive",
+                "serve.public_url: \"not a url\" is not an http:// or https:// URL",
+            ]
+        );
+        for listen in ["0.0.0.0:8080", "[::]:8080", "localhost:8080"] {
+            let config = load(&format!(
+                "plugins: {{dirs: [p]}}\npolicies: {{dir: q}}\nserve: {{listen: '{listen}', public_url: 'https://org-mesh.example.com'}}\n"
+            ));
+            assert!(config.is_ok(), "{listen}: {:?}", config.err());
+        }
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub enum ScimError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Stored changes could not be handed over: the sink takes nothing at
@@ -97,6 +100,7 @@ impl ScimError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,

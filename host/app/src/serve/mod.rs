@@ -20,6 +20,7 @@ mod changes;
 mod console;
 mod events;
 mod health;
+mod http;
 mod metrics;
 mod openapi;
 mod reloads;
@@ -697,6 +698,7 @@ impl Service {
 /// The HTTP routes of the service.
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.config.serve.body_limit_bytes;
+    let body_deadline = Duration::from_secs(service.config.serve.body_timeout_secs);
     let scim = service
         .scim
         .clone()
@@ -712,6 +714,9 @@ pub fn router(service: Arc<Service>) -> Router {
         app = app.merge(scim);
     }
     app.fallback(not_found)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            http::take_in(limit, body_deadline, request, next)
+        }))
 }
 
 /// Unknown paths get the error shape of the part of the service they aim
@@ -779,7 +784,8 @@ pub async fn run(
         feed.events.close();
         let _ = stopping.send(());
     };
-    let serving = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let head_deadline = Duration::from_secs(service.config.serve.head_timeout_secs);
+    let serving = http::serve(listener, app, head_deadline, graceful);
     // Requests in flight get a bounded time to finish: one stalled client
     // must not hold a pod's termination for ever.
     let deadline = async {
@@ -789,13 +795,12 @@ pub async fn run(
             std::future::pending::<()>().await;
         }
     };
-    let served = tokio::select! {
-        result = serving => result.context("serving HTTP"),
+    tokio::select! {
+        () = serving => {}
         () = deadline => {
             tracing::warn!(secs = DRAIN_DEADLINE.as_secs(), "Requests still in flight at the drain deadline; stopping anyway");
-            Ok(())
         }
-    };
+    }
     sync_task.abort();
     // A change the worker holds stays unacknowledged and is taken over by
     // another replica, or by this one after a restart.
@@ -805,7 +810,7 @@ pub async fn run(
         w.abort();
     }
     tracing::info!("Stopped");
-    served
+    Ok(())
 }
 
 /// Syncs again after a fix ran, so that its verification rests on what the
