@@ -82,7 +82,7 @@ pub async fn list(endpoint: &Endpoint, state: Option<&str>) -> ExitCode {
         ));
     }
     out.push_str(&format!("{} proposal(s)\n", shown.len()));
-    print!("{out}");
+    crate::emit(&out);
     ExitCode::SUCCESS
 }
 
@@ -115,10 +115,10 @@ pub async fn decide(endpoint: &Endpoint, id: &str, verb: Verb, reason: &str) -> 
         .body(body);
     match endpoint.call(request).await {
         Ok(answer) => {
-            println!(
-                "proposal {id}: {}",
+            crate::emit(format!(
+                "proposal {id}: {}\n",
                 answer["proposal"]["state"].as_str().unwrap_or("unknown")
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),

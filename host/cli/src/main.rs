@@ -194,6 +194,26 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(EXIT_FAILED)
 }
 
+/// Writes the command's output to stdout. A reader that went away before
+/// the end (`| head -1`) is no failure: it had what it wanted, and the exit
+/// status still says what it would have. Any other failure to write (a
+/// full disk under a redirect) means the output is incomplete, so the
+/// command fails.
+fn emit(text: impl AsRef<str>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(text.as_ref().as_bytes())
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            fail(&format!("cannot write the output: {e}"));
+            std::process::exit(i32::from(EXIT_FAILED));
+        }
+        _ => {}
+    }
+}
+
 /// One line on stderr that says why the exit status is what it is.
 #[expect(clippy::print_stderr, reason = "the CLI explains its exit status")]
 fn note(message: &str) {
@@ -332,7 +352,7 @@ async fn scan_command(
     } else {
         report::text(&report)
     };
-    print!("{rendered}");
+    emit(&rendered);
 
     let tripped = fail_on.and_then(|threshold| {
         let n = report

@@ -145,13 +145,13 @@ fn new(kind: NewKind, name: &str, dir: &Path, sdk: &Path) -> Result<(), String> 
         std::fs::copy(&lock, folder.join("Cargo.lock"))
             .map_err(|e| format!("cannot copy {}: {e}", lock.display()))?;
     }
-    println!(
-        "created {} {} in {}\nnext: org-mesh plugin build {}",
+    crate::emit(format!(
+        "created {} {} in {}\nnext: org-mesh plugin build {}\n",
         kind.as_str(),
         name,
         folder.display(),
         folder.display()
-    );
+    ));
     Ok(())
 }
 
@@ -194,7 +194,7 @@ fn build(dir: &Path) -> Result<(), String> {
     };
     copy(&built, dist.join(component_name))?;
     copy(&manifest.path, dist.join("manifest.yaml"))?;
-    println!("{}", dist.join(component_name).display());
+    crate::emit(format!("{}\n", dist.join(component_name).display()));
     Ok(())
 }
 
@@ -219,7 +219,7 @@ async fn test(file: &Path, cases: &Path) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let report = suite.run(&subject).await;
-    print!("{report}");
+    crate::emit(report.to_string());
     if report.ok() {
         ExitCode::SUCCESS
     } else {
@@ -235,9 +235,9 @@ async fn show(file: &Path, json: bool) -> Result<(), String> {
     if json {
         let text = serde_json::to_string_pretty(&inspection.to_json())
             .map_err(|e| format!("cannot print the inspection: {e}"))?;
-        println!("{text}");
+        crate::emit(format!("{text}\n"));
     } else {
-        print!("{}", text(&inspection));
+        crate::emit(text(&inspection));
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub fn test(dir: &Path) -> ExitCode {
                 set.tests().len(),
                 folder_version(dir)
             ));
-            print!("{out}");
+            crate::emit(&out);
             ExitCode::SUCCESS
         }
         Err(PolicyError::TestsFailed { failures }) => {
@@ -38,7 +38,7 @@ pub fn test(dir: &Path) -> ExitCode {
                 ));
             }
             out.push_str(&format!("FAIL: {} test(s) failed\n", failures.len()));
-            print!("{out}");
+            crate::emit(&out);
             ExitCode::from(1)
         }
         Err(e) => fail(&format!("policy folder {}: {e}", dir.display())),
@@ -92,7 +92,7 @@ pub fn eval(input: &Path, dir: &Path, evaluator: Evaluator) -> ExitCode {
     });
     match serde_json::to_string_pretty(&printed) {
         Ok(text) => {
-            println!("{text}");
+            crate::emit(format!("{text}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("cannot print the decision: {e}")),

@@ -188,3 +188,24 @@ fn eval_says_which_engine_decided() {
         "{stderr}"
     );
 }
+
+#[test]
+fn output_read_only_in_part_ends_quietly_with_the_same_status() {
+    let dir = root().join("policies");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(["policy", "test"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running org-mesh: {e}"));
+    // The reader goes away before the command writes a line, as `| head`
+    // does once it has its lines.
+    drop(child.stdout.take());
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for org-mesh: {e}"));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
