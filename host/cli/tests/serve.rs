@@ -793,3 +793,86 @@ fn a_webhook_route_without_its_secret_refuses_to_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_writes_for_a_connector_not_loaded_are_kept_and_warned_once_not_each_round() {
+    let (server, copies) = start_on_copies(&[]).await;
+    drop(server);
+    std::fs::remove_dir_all(copies.plugins.join("scim-connector"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let log = logs.path().join("serve.log");
+    let (plugins, policies) = (
+        copies.plugins.display().to_string(),
+        copies.policies.display().to_string(),
+    );
+    let server = start_logging(
+        &[
+            ("ORG_MESH_PLUGINS__DIRS", &plugins),
+            ("ORG_MESH_POLICIES__DIR", &policies),
+            ("ORG_MESH_LOG", "warn,org_mesh_scim=debug"),
+        ],
+        Some(&log),
+    )
+    .await;
+    let http = client();
+    let users = format!("{}/scim/v2/okta/Users", server.base);
+    for i in 0..20 {
+        let created = http
+            .post(&users)
+            .bearer_auth(SCIM_TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("waiting{i}@example.com"),
+                    "active": true,
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(created.status(), 201);
+    }
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let warned = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("stored but refused by org-mesh"))
+            .count()
+    };
+    // Two rounds of offering every stored change again, every 10 s.
+    let mut text = read();
+    for _ in 0..600 {
+        if text.matches("SCIM changes refused again").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = read();
+    }
+    assert!(
+        text.matches("SCIM changes refused again").count() >= 2,
+        "no round offered the changes again within a minute: {text}"
+    );
+    // At most one warning per user, from when it was first offered: the
+    // rounds after it warn no more.
+    let first = warned(&text);
+    assert!((1..=20).contains(&first), "{first} warnings: {text}");
+    assert!(text.contains("is not loaded"), "{text}");
+    // Kept, and waiting: every user is there to read.
+    let found = http
+        .get(format!("{users}?filter=userName%20sw%20%22waiting%22"))
+        .bearer_auth(SCIM_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let list: Value = found.json().await.unwrap_or_default();
+    assert_eq!(list["totalResults"], 20, "{list}");
+    let (_, status) = get_json(
+        &http,
+        &format!("{}/api/v1/status", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status["scim"]["unsent"], 20, "{status}");
+}

@@ -82,6 +82,28 @@ pub struct ScimService {
 /// batch only grows the unit of work that a failure has to repeat.
 const HAND_OVER_AT_ONCE: usize = 256;
 
+/// Logs a change the sink refused: at warn the first time in this state,
+/// at debug when it is offered again.
+fn refused_change(first: bool, change: &Unsent, problem: &str) {
+    if first {
+        tracing::warn!(
+            connector = %change.connector,
+            kind = change.kind.name(),
+            id = %change.resource.id,
+            %problem,
+            "SCIM change stored but refused by org-mesh; it stays stored and is offered again later"
+        );
+    } else {
+        tracing::debug!(
+            connector = %change.connector,
+            kind = change.kind.name(),
+            id = %change.resource.id,
+            %problem,
+            "SCIM change refused again"
+        );
+    }
+}
+
 /// A hand-over's key for a change: its resource.
 fn note_key(change: &Unsent) -> Key {
     key(&change.connector, change.kind, &change.resource.id)
@@ -399,9 +421,15 @@ impl ScimService {
                     resource: served(&ctx, change.kind, &change.resource),
                 })
                 .collect();
+            // A refusal of the whole part (the connector is not loaded) is
+            // logged once for the part rather than once per change.
+            let mut whole = None;
             let outcomes = match self.sink.take(&ctx.connector, &offered).await {
                 Ok(outcomes) => outcomes,
-                Err(SinkError::Refused(problem)) => vec![Err(problem); part.len()],
+                Err(SinkError::Refused(problem)) => {
+                    whole = Some(problem.clone());
+                    vec![Err(problem); part.len()]
+                }
                 Err(SinkError::Unavailable(problem)) => {
                     tracing::warn!(
                         handed = done.handed,
@@ -417,6 +445,11 @@ impl ScimService {
                 .into_iter()
                 .chain(std::iter::repeat_with(unanswered));
             let mut taken = Vec::with_capacity(part.len());
+            // Changes refused for the first time in this state: the
+            // warning is for them, and the retries every round are
+            // logged at debug, so that an import held back by a missing
+            // connector does not write a line per user every 10 s.
+            let mut first_refusals = 0;
             for (change, outcome) in part.iter().zip(outcomes) {
                 match outcome {
                     Ok(()) => {
@@ -424,16 +457,27 @@ impl ScimService {
                         taken.push(change.clone());
                     }
                     Err(problem) => {
-                        tracing::warn!(
-                            connector = %change.connector,
-                            kind = change.kind.name(),
-                            id = %change.resource.id,
-                            %problem,
-                            "SCIM change stored but refused by org-mesh; it stays stored and is offered again later"
-                        );
-                        refused.insert(note_key(change), change.written);
+                        let first = refused.insert(note_key(change), change.written)
+                            != Some(change.written);
+                        first_refusals += usize::from(first);
+                        if whole.is_none() {
+                            refused_change(first, change, &problem);
+                        }
                         done.refused += 1;
                     }
+                }
+            }
+            if let Some(problem) = whole {
+                if first_refusals > 0 {
+                    tracing::warn!(
+                        connector = %ctx.connector,
+                        count = part.len(),
+                        new = first_refusals,
+                        %problem,
+                        "SCIM changes stored but refused by org-mesh; they stay stored and are offered again later"
+                    );
+                } else {
+                    tracing::debug!(connector = %ctx.connector, count = part.len(), %problem, "SCIM changes refused again");
                 }
             }
             done.handed += taken.len();
