@@ -292,6 +292,29 @@ impl Twin {
 
     /// The plugin instances in service now. A caller keeps the generation
     /// it took for the whole of its work, even if a reload replaces it.
+    /// Every configured plugin instance, as `(kind, name)`, with whether
+    /// a plugin serves it now: one left out at start, and not loaded by a
+    /// reload since, is not.
+    pub fn instances_loaded(&self) -> Vec<(&'static str, String, bool)> {
+        let instances = self.instances();
+        let connectors: Vec<&Plugin> = instances.connectors.iter().map(|(p, _, _)| p).collect();
+        let detectors: Vec<&Plugin> = instances.detectors.iter().collect();
+        let executors: Vec<&Plugin> = instances.executors.iter().collect();
+        let configured = [
+            ("connector", &self.config.connectors, &connectors),
+            ("detector", &self.config.detectors, &detectors),
+            ("executor", &self.config.executors, &executors),
+        ];
+        let mut out = Vec::new();
+        for (kind, list, loaded) in configured {
+            for instance in list {
+                let serving = loaded.iter().any(|p| p.instance() == instance.name);
+                out.push((kind, instance.name.clone(), serving));
+            }
+        }
+        out
+    }
+
     pub(crate) fn instances(&self) -> Arc<Instances> {
         match self.instances.read() {
             Ok(g) => g.clone(),

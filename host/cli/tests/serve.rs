@@ -795,7 +795,7 @@ fn a_webhook_route_without_its_secret_refuses_to_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scim_writes_for_a_connector_not_loaded_are_kept_and_warned_once_not_each_round() {
+async fn scim_writes_for_a_connector_not_loaded_are_kept_warned_once_and_taken_in_once_it_loads() {
     let (server, copies) = start_on_copies(&[]).await;
     drop(server);
     std::fs::remove_dir_all(copies.plugins.join("scim-connector"))
@@ -875,4 +875,53 @@ async fn scim_writes_for_a_connector_not_loaded_are_kept_and_warned_once_not_eac
     )
     .await;
     assert_eq!(status["scim"]["unsent"], 20, "{status}");
+    assert_eq!(
+        status["not_loaded"],
+        json!([{"kind": "connector", "instance": "okta"}]),
+        "{status}"
+    );
+    let series = metrics(&http, &server.base).await;
+    assert!(
+        series.contains("org_mesh_instance_loaded{instance=\"okta\",kind=\"connector\"} 0")
+            && series
+                .contains("org_mesh_instance_loaded{instance=\"github\",kind=\"connector\"} 1"),
+        "{series}"
+    );
+
+    // The plugin put back: the reload loads it, and every stored user
+    // reaches the twin.
+    copy_tree(
+        &root().join("plugins/dist/scim-connector"),
+        &copies.plugins.join("scim-connector"),
+    );
+    let mut status = Value::Null;
+    for _ in 0..600 {
+        status = get_json(
+            &http,
+            &format!("{}/api/v1/status", server.base),
+            Some(VIEWER),
+        )
+        .await
+        .1;
+        if status["not_loaded"] == json!([]) && status["scim"]["unsent"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["not_loaded"], json!([]), "{status}");
+    assert_eq!(status["scim"]["unsent"], 0, "{status}");
+    settled(&http, &server.base).await;
+    let (_, accounts) = get_json(
+        &http,
+        &format!("{}/api/v1/entities?label=Account", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    let waiting = accounts.to_string().matches("waiting").count();
+    assert!(waiting >= 20, "{accounts}");
+    assert!(
+        metrics(&http, &server.base)
+            .await
+            .contains("org_mesh_instance_loaded{instance=\"okta\",kind=\"connector\"} 1")
+    );
 }

@@ -205,6 +205,14 @@ async fn status(
         None => None,
     };
     let depth = service.shared.queue.depth().await.ok();
+    // Configured instances no plugin serves: their work is not being done.
+    let not_loaded: Vec<Value> = service
+        .twin
+        .instances_loaded()
+        .into_iter()
+        .filter(|(_, _, loaded)| !loaded)
+        .map(|(kind, name, _)| json!({"kind": kind, "instance": name}))
+        .collect();
     Ok(Json(json!({
         "replica": service.replica,
         "ready": service.not_ready().is_none(),
@@ -213,6 +221,7 @@ async fn status(
         "cache": backend(service.shared.coordination.backend().to_string(), service.health.cache()),
         "queue": {"backend": service.shared.queue.backend(), "depth": depth},
         "scim": scim,
+        "not_loaded": not_loaded,
         "twin_version": service.evaluated_at.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }

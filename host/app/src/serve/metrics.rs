@@ -23,6 +23,9 @@ pub struct Metrics {
     pub scim_answers: HistogramVec,
     pub changes: IntCounterVec,
     pub backend_up: IntGaugeVec,
+    /// Whether a plugin serves each configured instance; the labels come
+    /// from the configuration, so they are bounded.
+    pub instance_loaded: IntGaugeVec,
     pub messages_forgotten: IntCounter,
 }
 
@@ -160,6 +163,13 @@ impl Metrics {
                 ),
                 &["backend"],
             )?,
+            instance_loaded: IntGaugeVec::new(
+                Opts::new(
+                    "org_mesh_instance_loaded",
+                    "Whether a plugin serves each configured connector, detector and executor (1) or it was left out (0)",
+                ),
+                &["kind", "instance"],
+            )?,
             messages_forgotten: IntCounter::new(
                 "org_mesh_messages_forgotten_total",
                 "Messages removed from the twin, with their edges and history, by retention",
@@ -180,6 +190,7 @@ impl Metrics {
         registry.register(Box::new(m.scim_answers.clone()))?;
         registry.register(Box::new(m.changes.clone()))?;
         registry.register(Box::new(m.backend_up.clone()))?;
+        registry.register(Box::new(m.instance_loaded.clone()))?;
         registry.register(Box::new(m.messages_forgotten.clone()))?;
         // Series with known labels exist from the start at zero, so that
         // dashboards and alerts see them before the first event.

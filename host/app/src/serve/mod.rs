@@ -313,7 +313,18 @@ impl Service {
             events: events::Feed::default(),
         });
         sink.attach(&service);
+        service.count_loaded();
         Ok(service)
+    }
+
+    /// Sets `org_mesh_instance_loaded` from what serves now.
+    fn count_loaded(&self) {
+        for (kind, name, loaded) in self.twin.instances_loaded() {
+            self.metrics
+                .instance_loaded
+                .with_label_values(&[kind, name.as_str()])
+                .set(i64::from(loaded));
+        }
     }
 
     /// The SCIM service provider for the connectors that serve SCIM, with

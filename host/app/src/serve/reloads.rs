@@ -49,6 +49,7 @@ impl Service {
         let mut reports = Vec::new();
         if plugins {
             reports.extend(self.twin.reload_plugins().await);
+            self.count_loaded();
         }
         if policies {
             reports.push(self.twin.reload_policies().await);
