@@ -28,6 +28,8 @@ use crate::stats::Samples;
 pub const SCIM_TOKEN: &str = "bench-scim-token";
 pub const VIEWER_TOKEN: &str = "bench-viewer-token";
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
+/// The organisation the bench's GitHub connector is for.
+const GITHUB_ORG: &str = "octokit-fixture-org";
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const BULK_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -381,7 +383,7 @@ fn org_mesh_config(dir: &Path, plugin_cache: &Path, port: u16) -> anyhow::Result
                 "name": "github",
                 "plugin": "github-connector",
                 // Never pulled: it only turns webhook deliveries into records.
-                "config": {"org": "octokit-fixture-org"},
+                "config": {"org": GITHUB_ORG},
                 "sync": false,
                 "webhook": {"provider": "github", "secret": {"env": "BENCH_WEBHOOK_SECRET"}},
             },
@@ -601,6 +603,9 @@ pub fn member_added(login: &str, user_id: u64) -> anyhow::Result<String> {
         .find(|x| x["action"] == "member_added")
         .context("no member_added example")?;
     let mut payload = example;
+    // The example's organisation is not the one the bench's connector is
+    // for, and the connector records only its own.
+    payload["organization"]["login"] = Json::from(GITHUB_ORG);
     payload["membership"]["user"]["login"] = Json::from(login);
     payload["membership"]["user"]["id"] = Json::from(user_id);
     payload["membership"]["state"] = Json::from("active");

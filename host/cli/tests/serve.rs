@@ -233,6 +233,37 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         );
     }
 
+    // A delivery about an organisation the connector is not for is
+    // acknowledged and recorded nowhere.
+    let mut foreign = examples
+        .iter()
+        .find(|(e, p)| e == "organization" && p["action"] == "member_added")
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("no member_added example"));
+    foreign["organization"]["login"] = json!("another-org");
+    let resp = signed(
+        &http,
+        &url,
+        "organization",
+        Some("foreign-1"),
+        foreign.to_string(),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let answer: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(answer["recorded"], false, "{answer}");
+    settled(&http, &server.base).await;
+    let (status, _) = get_json(
+        &http,
+        &format!(
+            "{}/api/v1/entities/Organisation/github:another-org",
+            server.base
+        ),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // The same delivery again is not accepted twice.
     let (event, payload) = &examples[0];
     let body = payload.to_string();

@@ -64,6 +64,15 @@ pub fn handle(req: &IncomingRequest) -> Result<Handled, PluginError> {
         return Ok(ignored(event, "an event this connector does not map"));
     }
     let payload = Payload::parse(event, &req.body)?;
+    // One secret may serve several organisations' hooks, or an app
+    // installed in several; what another organisation does is not this
+    // twin's to record. GitHub compares logins without case.
+    if let Some(other) = payload
+        .opt_text("organization.login")
+        .filter(|login| !login.eq_ignore_ascii_case(&config.org))
+    {
+        return Ok(foreign(payload.what(), other, &config.org));
+    }
     let mapping = match event {
         "organization" => organization(&payload)?,
         "membership" => team_membership(&payload)?,
@@ -109,6 +118,27 @@ fn ignored(what: &str, reason: &str) -> Handled {
             fields: vec![
                 ("event".to_string(), what.to_string()),
                 ("reason".to_string(), reason.to_string()),
+            ],
+        }],
+    }
+}
+
+/// A delivery about another organisation than the configured one:
+/// acknowledged, so that GitHub does not retry it, and recorded nowhere.
+fn foreign(what: &str, organisation: &str, configured: &str) -> Handled {
+    let reason =
+        format!("an event of organisation {organisation}; this connector is for {configured}");
+    Handled {
+        status: 202,
+        body: json!({"event": what, "recorded": false, "reason": reason}).to_string(),
+        batch: BatchBuilder::default().build_partial(),
+        notes: vec![Note {
+            level: Level::Warn,
+            message: "Ignored a webhook delivery from another organisation".into(),
+            fields: vec![
+                ("event".to_string(), what.to_string()),
+                ("organization".to_string(), organisation.to_string()),
+                ("configured".to_string(), configured.to_string()),
             ],
         }],
     }

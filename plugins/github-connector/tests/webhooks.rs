@@ -50,9 +50,18 @@ fn first(event: &str, action: Option<&str>) -> Result<Json, String> {
         .ok_or_else(|| format!("no example of {event} {action:?}"))
 }
 
+/// Delivers `body` to a connector configured for the organisation the
+/// body is about (the examples come from several).
 fn deliver(event: &str, body: &Json) -> Result<Handled, PluginError> {
+    let org = body["organization"]["login"]
+        .as_str()
+        .unwrap_or("Octocoders");
+    deliver_to(org, event, body)
+}
+
+fn deliver_to(org: &str, event: &str, body: &Json) -> Result<Handled, PluginError> {
     handle(&IncomingRequest {
-        config: r#"{"org":"Octocoders"}"#.into(),
+        config: json!({ "org": org }).to_string(),
         method: "POST".into(),
         path: "/".into(),
         headers: vec![
@@ -597,5 +606,32 @@ fn malformed_bodies_of_mapped_events_name_the_event_and_field() -> TestResult {
         body: b"not json".to_vec(),
     });
     assert!(matches!(handled, Ok(Handled { status: 202, .. })));
+    Ok(())
+}
+
+#[test]
+fn a_delivery_about_another_organisation_is_acknowledged_and_records_nothing() -> TestResult {
+    let body = first("organization", Some("member_added"))?;
+    assert_eq!(body["organization"]["login"], "Octocoders");
+    let handled =
+        deliver_to("octokit-fixture-org", "organization", &body).map_err(|e| format!("{e:?}"))?;
+    assert_eq!(handled.status, 202);
+    assert!(
+        handled.batch.nodes.is_empty()
+            && handled.batch.edges.is_empty()
+            && handled.batch.complete.is_empty(),
+        "{:?}",
+        handled.batch
+    );
+    assert!(
+        handled.body.contains(
+            "an event of organisation Octocoders; this connector is for octokit-fixture-org"
+        ),
+        "{}",
+        handled.body
+    );
+    // The configured login in another case is the same organisation.
+    let same = deliver_to("octocoders", "organization", &body).map_err(|e| format!("{e:?}"))?;
+    assert!(!same.batch.nodes.is_empty(), "{}", same.body);
     Ok(())
 }

@@ -254,6 +254,12 @@ pub async fn metrics(http: &reqwest::Client, base: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The organisation the served configuration's GitHub connector is for.
+pub const GITHUB_ORG: &str = "octokit-fixture-org";
+
+/// GitHub's published webhook examples of the events the connector maps,
+/// each made about [`GITHUB_ORG`] where it names an organisation: the
+/// examples come from several, and the connector records only its own.
 pub fn webhook_examples() -> Vec<(String, Value)> {
     let path = root().join(
         "conformance/replay/node_modules/@octokit/webhooks-examples/api.github.com/index.json",
@@ -286,7 +292,12 @@ pub fn webhook_examples() -> Vec<(String, Value)> {
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .map(move |x| (name.clone(), x))
+                .map(move |mut x| {
+                    if let Some(org) = x.get_mut("organization").filter(|o| o.is_object()) {
+                        org["login"] = Value::from(GITHUB_ORG);
+                    }
+                    (name.clone(), x)
+                })
         })
         .collect()
 }
