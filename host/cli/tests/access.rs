@@ -535,6 +535,8 @@ async fn check_github(http: &reqwest::Client, base: &str, route: &Route) {
         status, 404,
         "a GitHub delivery to the GitLab connector: {answer}"
     );
+    let mut headers = headers.to_vec();
+    headers.push(("x-github-delivery", "access-signed"));
     let (status, answer) = call(http, base, "POST", route.example, &headers, &body).await;
     assert_eq!(status, 202, "a signed delivery: {answer}");
 }

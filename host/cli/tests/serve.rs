@@ -233,6 +233,28 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
         );
     }
 
+    // Without its delivery id, or with an empty event, a signed delivery
+    // is refused by name.
+    let (_, member_added) = examples
+        .iter()
+        .find(|(e, p)| e == "organization" && p["action"] == "member_added")
+        .unwrap_or_else(|| panic!("no member_added example"));
+    let resp = signed(&http, &url, "organization", None, member_added.to_string()).await;
+    assert_eq!(resp.status(), 400);
+    let said = resp.text().await.unwrap_or_default();
+    assert!(said.contains("X-GitHub-Delivery is missing"), "{said}");
+    let resp = signed(
+        &http,
+        &url,
+        "",
+        Some("empty-event"),
+        member_added.to_string(),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let said = resp.text().await.unwrap_or_default();
+    assert!(said.contains("x-github-event"), "{said}");
+
     // A delivery about an organisation the connector is not for is
     // acknowledged and recorded nowhere.
     let mut foreign = examples

@@ -55,11 +55,14 @@ enum Mapping {
 
 pub fn handle(req: &IncomingRequest) -> Result<Handled, PluginError> {
     let config = Config::parse(&req.config)?;
-    let event = header(&req.headers, "x-github-event").ok_or_else(|| {
-        PluginError::InvalidInput(
-            "x-github-event: the header is missing; is this a GitHub webhook delivery?".into(),
-        )
-    })?;
+    let event = header(&req.headers, "x-github-event")
+        .filter(|e| !e.trim().is_empty())
+        .ok_or_else(|| {
+            PluginError::InvalidInput(
+                "x-github-event: the header is missing or empty; is this a GitHub webhook delivery?"
+                    .into(),
+            )
+        })?;
     if !EVENTS.contains(&event) {
         return Ok(ignored(event, "an event this connector does not map"));
     }

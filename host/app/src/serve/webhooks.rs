@@ -102,11 +102,22 @@ async fn github(
         tracing::warn!(%connector, why, "Refused a webhook delivery");
         return Err(unauthorised(why));
     }
-    let delivery = header(&headers, "x-github-delivery");
+    // GitHub sends an id with every delivery, and it is what tells a
+    // redelivery from a new event; without it a resend would be recorded
+    // twice.
+    let Some(delivery) = header(&headers, "x-github-delivery").filter(|id| !id.trim().is_empty())
+    else {
+        counted("rejected");
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "X-GitHub-Delivery is missing or empty; GitHub sends it with every delivery",
+        ));
+    };
     once(
         &service,
         &connector,
-        delivery,
+        Some(delivery),
         deliver(&service, &connector, &headers, body),
     )
     .await
