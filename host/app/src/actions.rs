@@ -49,13 +49,53 @@ pub enum State {
 }
 
 impl State {
-    /// States the engine never moves a proposal out of. A person may still
-    /// ask for a failed or expired fix to be tried again.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            State::Rejected | State::Denied | State::Expired | State::Failed | State::Verified
-        )
+    pub const ALL: [State; 10] = [
+        State::Proposed,
+        State::AwaitingApproval,
+        State::Approved,
+        State::Rejected,
+        State::Denied,
+        State::Expired,
+        State::Executing,
+        State::Succeeded,
+        State::Failed,
+        State::Verified,
+    ];
+
+    /// The name the API, the trail and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Proposed => "proposed",
+            State::AwaitingApproval => "awaiting_approval",
+            State::Approved => "approved",
+            State::Rejected => "rejected",
+            State::Denied => "denied",
+            State::Expired => "expired",
+            State::Executing => "executing",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Verified => "verified",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        State::ALL
+            .into_iter()
+            .find(|state| state.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = State::ALL.iter().map(|state| state.name()).collect();
+                format!("{s:?} is no proposal state; one of {}", names.join(", "))
+            })
     }
 }
 
@@ -609,16 +649,23 @@ fn upsert(round: &mut Round, proposal: &Proposal) {
 pub enum Refusal {
     #[error("no proposal {0}")]
     NotFound(String),
-    #[error("proposal {id} is {state:?}, not awaiting approval")]
+    #[error("proposal {id} is {state}, not awaiting approval")]
     NotAwaiting { id: String, state: State },
-    #[error("proposal {id} needs the {needed:?} role to approve")]
+    #[error("proposal {id} needs the {} role to approve", role_name(*needed))]
     Role { id: String, needed: ApproverRole },
     #[error("proposal {0} expired before this approval")]
     Expired(String),
     #[error("{who} already approved proposal {id}")]
     Again { id: String, who: String },
-    #[error("proposal {id} is {state:?}; only a failed or expired fix can be tried again")]
+    #[error("proposal {id} is {state}; only a failed or expired fix can be tried again")]
     NotRetriable { id: String, state: State },
+}
+
+fn role_name(role: ApproverRole) -> &'static str {
+    match role {
+        ApproverRole::Approver => "approver",
+        ApproverRole::Admin => "admin",
+    }
 }
 
 /// Records a person's approval; the proposal is approved once enough
@@ -741,4 +788,28 @@ pub fn reject(
     }
     proposal.record(State::Rejected, who, now, reason);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_is_named_as_the_api_spells_it_and_read_back_from_that_name() {
+        for state in State::ALL {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(serde_json::Value::from(state.name()))
+            );
+            assert_eq!(state.name().parse::<State>(), Ok(state));
+        }
+        let refused = "awaiting-approval"
+            .parse::<State>()
+            .err()
+            .unwrap_or_default();
+        assert!(
+            refused.contains("one of proposed, awaiting_approval,"),
+            "{refused}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use org_mesh_app::actions::State;
 use serde_json::Value;
 
 use crate::fail;
@@ -45,7 +46,7 @@ impl Endpoint {
     }
 }
 
-pub async fn list(endpoint: &Endpoint, state: Option<&str>) -> ExitCode {
+pub async fn list(endpoint: &Endpoint, state: Option<State>) -> ExitCode {
     let client = match Endpoint::client() {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -62,7 +63,7 @@ pub async fn list(endpoint: &Endpoint, state: Option<&str>) -> ExitCode {
     let proposals = answer["proposals"].as_array().cloned().unwrap_or_default();
     let shown: Vec<&Value> = proposals
         .iter()
-        .filter(|p| state.is_none_or(|s| p["state"] == s))
+        .filter(|p| state.is_none_or(|s| p["state"] == s.name()))
         .collect();
     for p in &shown {
         let last = p["events"]

@@ -105,7 +105,7 @@ enum ActionsCommand {
     List {
         /// Only proposals in this state, e.g. awaiting_approval.
         #[arg(long)]
-        state: Option<String>,
+        state: Option<org_mesh_app::actions::State>,
     },
     /// Approve a proposal; it runs once enough people have.
     Approve {
@@ -256,9 +256,7 @@ fn main() -> ExitCode {
             let endpoint = actions::Endpoint { url, token };
             runtime.block_on(async {
                 match command {
-                    ActionsCommand::List { state } => {
-                        actions::list(&endpoint, state.as_deref()).await
-                    }
+                    ActionsCommand::List { state } => actions::list(&endpoint, state).await,
                     ActionsCommand::Approve { id, reason } => {
                         actions::decide(&endpoint, &id, actions::Verb::Approve, &reason).await
                     }

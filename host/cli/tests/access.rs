@@ -613,6 +613,26 @@ async fn the_openapi_document_lists_every_api_route_with_its_role() {
         documented, api,
         "the OpenAPI paths and the served API routes"
     );
+    // The query parameters the handlers read are declared.
+    let queries = |path: &str| -> BTreeSet<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        queries("/api/v1/findings"),
+        ["rule", "severity", "subject"].map(String::from).into()
+    );
+    assert_eq!(queries("/api/v1/entities"), ["label".to_string()].into());
+    assert_eq!(queries("/api/v1/proposals"), ["state".to_string()].into());
+    assert_eq!(
+        queries("/api/v1/campaigns/{fingerprint}"),
+        ["messages".to_string()].into()
+    );
     for route in ROUTES.iter().filter(|r| api.contains(r.template)) {
         for method in route.methods {
             let operation = &doc["paths"][route.template][method.to_lowercase()];
@@ -634,6 +654,21 @@ async fn the_openapi_document_lists_every_api_route_with_its_role() {
                 "{method} {} should say it needs the {role} role: {operation}",
                 route.template
             );
+            // Every `{name}` of the template is a declared path parameter,
+            // as OpenAPI requires, and no other is.
+            let in_template: BTreeSet<&str> = route
+                .template
+                .split('/')
+                .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let declared: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path" && p["required"] == true)
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            assert_eq!(declared, in_template, "{method} {}", route.template);
         }
     }
 }

@@ -261,6 +261,43 @@ async fn a_rejected_fix_never_runs_and_a_plan_over_the_blast_radius_is_refused()
         restore_proposal(&http, &server.base).await["state"],
         "awaiting_approval"
     );
+    // The list filters by state, and refuses a state or a parameter it
+    // does not know.
+    let listed = |query: &'static str| {
+        let (http, base) = (http.clone(), server.base.clone());
+        async move {
+            get_json(
+                &http,
+                &format!("{base}/api/v1/proposals?{query}"),
+                Some(VIEWER),
+            )
+            .await
+        }
+    };
+    let (status, body) = listed("state=awaiting_approval").await;
+    assert_eq!(status, 200, "{body}");
+    let states: Vec<&str> = body["proposals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["state"].as_str())
+        .collect();
+    assert!(
+        !states.is_empty() && states.iter().all(|s| *s == "awaiting_approval"),
+        "{states:?}"
+    );
+    let (status, body) = listed("state=rejected").await;
+    assert_eq!((status, &body["proposals"]), (200, &json!([])), "{body}");
+    let (status, body) = listed("state=awaiting-approval").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("one of proposed, awaiting_approval")),
+        "{body}"
+    );
+    let (status, _) = listed("frob=1").await;
+    assert_eq!(status, 400);
     let out = actions_command(
         &server.base,
         APPROVER,

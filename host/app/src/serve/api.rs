@@ -294,17 +294,31 @@ async fn findings(
     Ok(Json(json!({"findings": list})))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposalFilter {
+    state: Option<String>,
+}
+
 async fn proposals(
     caller: Caller,
     State(service): State<Arc<Service>>,
+    Query(filter): Query<ProposalFilter>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let list = crate::actions::Proposals {
+    let state = filter
+        .state
+        .as_deref()
+        .map(str::parse::<crate::actions::State>)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let mut list = crate::actions::Proposals {
         store: service.twin.store.as_ref(),
     }
     .all()
     .await
     .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    list.retain(|p| state.is_none_or(|s| p.state == s));
     Ok(Json(json!({
         "dry_run": service.config.actions.dry_run,
         "proposals": list,
