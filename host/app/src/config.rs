@@ -83,6 +83,23 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// nodes before it gives up, seconds of work in a debug build, and takes
 /// 64 MiB scalars; a configuration shares at most a few grants or settings
 /// by anchor.
+/// The parser's message, led by the setting it is about when there is one
+/// (`serve.sync_interval_secs: line 11 column 23: invalid u64`): the parser
+/// gives the place in the file but not the setting's name. The name is
+/// found by reading the file again as plain data and deserializing that
+/// with its path tracked; a file that is not YAML at all has none.
+fn with_setting(text: &str, e: &serde_saphyr::Error) -> String {
+    let setting = serde_saphyr::from_str_with_options::<serde_json::Value>(text, parse_options())
+        .ok()
+        .and_then(|data| serde_path_to_error::deserialize::<_, Config>(data).err())
+        .map(|found| found.path().to_string())
+        .filter(|path| !path.is_empty() && path != ".");
+    match setting {
+        Some(path) => format!("{path}: {e}"),
+        None => e.to_string(),
+    }
+}
+
 fn parse_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
@@ -608,7 +625,7 @@ impl Config {
             )]));
         }
         let mut config: Config = serde_saphyr::from_str_with_options(text, parse_options())
-            .map_err(|e| err(vec![e.to_string()]))?;
+            .map_err(|e| err(vec![with_setting(text, &e)]))?;
         let mut problems = Vec::new();
         config.overlay_env(std::env::vars(), &mut problems);
         config.expand_variables(&mut problems);
@@ -1118,6 +1135,18 @@ mod tests {
         );
         let err = refused_quickly(&huge);
         assert!(err.contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_setting() {
+        let err =
+            load("plugins: {dirs: [p]}\npolicies: {dir: q}\nserve:\n  sync_interval_secs: often\n")
+                .err()
+                .map(|e| e.problems)
+                .unwrap_or_default();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].starts_with("serve.sync_interval_secs: "), "{err:?}");
+        assert!(err[0].contains("line 4"), "{err:?}");
     }
 
     #[test]
