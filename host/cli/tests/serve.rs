@@ -847,6 +847,37 @@ fn a_webhook_route_without_its_secret_refuses_to_start() {
     );
 }
 
+#[test]
+fn two_api_tokens_with_one_secret_refuse_to_start() {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+        .args(["serve", "--config"])
+        .arg(root().join("examples/serve/org-mesh.yaml"))
+        .env("ORG_MESH_STATE_DIR", state.path())
+        .env(
+            "ORG_MESH_SERVE__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("GITHUB_API_URL", "http://127.0.0.1:9/unused")
+        .env("GITHUB_API_HOST", "127.0.0.1:9")
+        // The dashboard's token would be an admin's.
+        .env("API_VIEWER_TOKEN", ADMIN)
+        .env("API_APPROVER_TOKEN", APPROVER)
+        .env("API_ADMIN_TOKEN", ADMIN)
+        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+        .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
+        .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("serve.tokens.dashboard and serve.tokens.operations have the same secret"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_writes_for_a_connector_not_loaded_are_kept_warned_once_and_taken_in_once_it_loads() {
     let (server, copies) = start_on_copies(&[]).await;
@@ -976,5 +1007,56 @@ async fn scim_writes_for_a_connector_not_loaded_are_kept_warned_once_and_taken_i
         metrics(&http, &server.base)
             .await
             .contains("org_mesh_instance_loaded{instance=\"okta\",kind=\"connector\"} 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_naming_many_members_the_twin_lacks_logs_a_few_lines_not_one_each() {
+    let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let log = logs.path().join("serve.log");
+    let server = start_logging(&[], Some(&log)).await;
+    let http = client();
+    let scim = format!("{}/scim/v2/okta", server.base);
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Everyone",
+        "members": []
+    });
+    let (status, group) = send_scim(
+        &http,
+        reqwest::Method::POST,
+        &format!("{scim}/Groups"),
+        Some(group),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap_or_default().to_string();
+    let strangers: Vec<Value> = (0..200)
+        .map(|i| json!({"value": format!("no-such-user-{i}")}))
+        .collect();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Add", "path": "members", "value": strangers}
+    ]});
+    let (status, _) = send_scim(
+        &http,
+        reqwest::Method::PATCH,
+        &format!("{scim}/Groups/{gid}"),
+        Some(add),
+    )
+    .await;
+    assert_eq!(status, 204);
+    settled(&http, &server.base).await;
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
+    let one_by_one = text
+        .lines()
+        .filter(|l| l.contains("Record left out"))
+        .count();
+    assert!((1..=5).contains(&one_by_one), "{one_by_one} lines: {text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("More records of the same change left out")
+                && l.contains("total=200")),
+        "{text}"
     );
 }

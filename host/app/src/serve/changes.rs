@@ -90,9 +90,7 @@ impl Service {
                     let applied = self
                         .apply(&change.source, change.accepted_at, change.batch.clone())
                         .await?;
-                    for s in &applied.skipped {
-                        tracing::warn!(source = %change.source, record = %s.record, reason = %s.reason, "Record left out");
-                    }
+                    log_left_out(&change.source, &applied.skipped);
                     Ok(applied.changes)
                 },
             )
@@ -292,5 +290,24 @@ pub async fn work(service: Arc<Service>) {
             service.acknowledge(w).await;
         }
         service.refresh_depth().await;
+    }
+}
+
+/// How many records left out of one change are logged one by one; the
+/// rest are counted in one line, so that a request naming thousands of
+/// members the twin does not have writes a few lines, not thousands.
+const LEFT_OUT_SHOWN: usize = 5;
+
+fn log_left_out(source: &str, skipped: &[org_mesh_store::Skipped]) {
+    for s in skipped.iter().take(LEFT_OUT_SHOWN) {
+        tracing::warn!(%source, record = %s.record, reason = %s.reason, "Record left out");
+    }
+    if skipped.len() > LEFT_OUT_SHOWN {
+        tracing::warn!(
+            %source,
+            more = skipped.len() - LEFT_OUT_SHOWN,
+            total = skipped.len(),
+            "More records of the same change left out"
+        );
     }
 }

@@ -242,11 +242,14 @@ impl Service {
             }
         };
         let mut tokens = Vec::new();
+        let mut secrets: Vec<(&str, String)> = Vec::new();
         for t in &config.serve.tokens {
             if let Some(secret) = read(format!("serve.tokens.{}", t.name), &t.secret) {
                 tokens.push(auth::Token::new(&t.name, t.role, &secret));
+                secrets.push((&t.name, secret));
             }
         }
+
         let mut webhooks = BTreeMap::new();
         let mut scim_tokens = BTreeMap::new();
         for c in &config.connectors {
@@ -260,6 +263,15 @@ impl Service {
                 && let Some(token) = read(format!("connectors.{}.scim.token", c.name), &s.token)
             {
                 scim_tokens.insert(c.name.clone(), org_mesh_scim::Endpoint { token });
+            }
+        }
+        // One secret for two tokens makes whoever holds it the stronger
+        // of the two, whatever the weaker was handed out for.
+        for (i, (name, secret)) in secrets.iter().enumerate() {
+            if let Some((other, _)) = secrets[..i].iter().find(|(_, s)| s == secret) {
+                problems.push(format!(
+                    "serve.tokens.{other} and serve.tokens.{name} have the same secret; each token needs its own"
+                ));
             }
         }
         if !problems.is_empty() {
@@ -775,7 +787,9 @@ pub async fn run(
             match syncer.sync_all(true).await {
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "Scheduled sync failed"),
                 Ok(runs) if runs.iter().any(|r| r.error.is_some()) => {
-                    tracing::warn!("Some connectors failed to sync; see above and /api/v1/sync")
+                    tracing::warn!(
+                        "Some connectors failed to sync; see the lines above, or POST /api/v1/sync (admin) to sync again and read each connector's error"
+                    )
                 }
                 Ok(_) => {}
             }
