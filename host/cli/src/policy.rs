@@ -41,7 +41,11 @@ pub fn test(dir: &Path) -> ExitCode {
             crate::emit(&out);
             ExitCode::from(1)
         }
-        Err(e) => fail(&format!("policy folder {}: {e}", dir.display())),
+        Err(e) => fail(&format!(
+            "policy folder {}: {:#}",
+            dir.display(),
+            anyhow::Error::from(e)
+        )),
     }
 }
 
@@ -71,7 +75,13 @@ pub fn eval(input: &Path, dir: &Path, evaluator: Evaluator) -> ExitCode {
     let version = folder_version(dir);
     let set = match PolicySet::load_with(dir, evaluator) {
         Ok(s) => s,
-        Err(e) => return fail(&format!("policy folder {}: {e}", dir.display())),
+        Err(e) => {
+            return fail(&format!(
+                "policy folder {}: {:#}",
+                dir.display(),
+                anyhow::Error::from(e)
+            ));
+        }
     };
     let decision = match set.decide(&decision_input) {
         Ok(d) => d,
