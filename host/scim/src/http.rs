@@ -13,7 +13,7 @@ use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
 use crate::ResourceKind;
-use crate::error::ScimError;
+use crate::error::{ScimError, ScimType};
 use crate::project::Projection;
 use crate::schema::{self, LIST_SCHEMA};
 use crate::service::{Context, ListQuery, ScimService, member};
@@ -279,15 +279,18 @@ fn search_query(body: &Value) -> Result<ListQuery, ScimError> {
     let map = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("a search request must be a JSON object"))?;
-    let strings = |name: &str| -> Vec<String> {
+    // A member of the wrong type is refused rather than ignored: an
+    // ignored filter would answer with every resource.
+    let strings = |name: &str| -> Result<Vec<String>, ScimError> {
+        let wrong = || ScimError::invalid_value(format!("{name} must be a list of strings"));
         match member(map, name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
+                .map(|item| item.as_str().map(str::to_owned).ok_or_else(wrong))
                 .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(_) => Err(wrong()),
         }
     };
     let int = |name: &str| -> Result<Option<i64>, ScimError> {
@@ -299,13 +302,21 @@ fn search_query(body: &Value) -> Result<ListQuery, ScimError> {
                 .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
         }
     };
+    let filter = match member(map, "filter") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            return Err(ScimError::bad(
+                ScimType::InvalidFilter,
+                "filter must be a string",
+            ));
+        }
+    };
     Ok(ListQuery {
-        filter: member(map, "filter")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        filter,
         start_index: int("startIndex")?,
         count: int("count")?,
-        projection: Projection::parse(&strings("attributes"), &strings("excludedAttributes"))?,
+        projection: Projection::parse(&strings("attributes")?, &strings("excludedAttributes")?)?,
     })
 }
 

@@ -130,6 +130,24 @@ async fn bad_requests_are_scim_errors_and_store_nothing() {
     }
     let r = server.get("/Users?startIndex=one").await;
     assert_scim_error(&r, 400);
+    // A search whose members have the wrong type is refused, not read as
+    // a search for everything.
+    for (search, named) in [
+        (json!({"filter": 5}), "filter"),
+        (json!({"filter": ["userName pr"]}), "filter"),
+        (json!({"attributes": {"a": 1}}), "attributes"),
+        (json!({"excludedAttributes": [1]}), "excludedAttributes"),
+    ] {
+        let r = server.post("/Users/.search", &search).await;
+        assert_scim_error(&r, 400);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(named),
+            "{search}: {}",
+            r.body
+        );
+    }
+    let r = server.post("/Users/.search", &json!({"filter": 5})).await;
+    assert_eq!(r.body["scimType"], "invalidFilter", "{}", r.body);
 
     let r = server.get("/Users/does-not-exist").await;
     assert_scim_error(&r, 404);
