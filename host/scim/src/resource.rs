@@ -46,6 +46,16 @@ pub fn canonical_element(attr: &'static Attr, value: Value) -> Result<Value, Sci
     match (attr.ty, value) {
         (Ty::Boolean, value) => Ok(Value::Bool(coerce_bool(attr.name, &value)?)),
         (Ty::Complex, Value::Object(map)) => Ok(Value::Object(canonical_map(attr.sub, map)?)),
+        // Entra sends the enterprise manager as the manager's id alone,
+        // not as `{"value": id}`; a complex attribute with a `value` takes
+        // a plain value as that.
+        (Ty::Complex, value @ (Value::String(_) | Value::Number(_)))
+            if attr.sub.iter().any(|s| s.name == "value") =>
+        {
+            let mut map = Map::new();
+            map.insert("value".to_owned(), value);
+            Ok(Value::Object(canonical_map(attr.sub, map)?))
+        }
         (Ty::Complex, _) => Err(ScimError::invalid_value(format!(
             "attribute {:?} must be an object",
             attr.name

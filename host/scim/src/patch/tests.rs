@@ -310,3 +310,30 @@ fn enterprise_manager_sub_attribute() {
         "m1"
     );
 }
+
+#[test]
+fn enterprise_manager_given_as_its_id_alone_as_entra_sends_it() {
+    let manager = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
+    for op in ["add", "Replace"] {
+        let r = run(
+            ResourceKind::User,
+            user(),
+            json!([{"op": op, "path": manager, "value": "26118915-6090-4610-87a4-2fa2d5d3d7b3"}]),
+        )
+        .unwrap();
+        assert_eq!(
+            r["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"],
+            json!({"value": "26118915-6090-4610-87a4-2fa2d5d3d7b3"}),
+            "{op}"
+        );
+    }
+    // A complex attribute without a `value` still needs an object.
+    assert!(
+        run(
+            ResourceKind::User,
+            user(),
+            json!([{"op": "replace", "path": "name", "value": "Barbara Jensen"}]),
+        )
+        .is_err()
+    );
+}
