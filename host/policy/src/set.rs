@@ -792,11 +792,20 @@ fn run_tests(engine: &mut Engine, sources: &[PolicySource]) -> Result<Vec<String
             }
             match test_outcome(engine, &path) {
                 None => passed.push(path),
-                Some(outcome) => failures.push(TestFailure {
-                    file: source.path.clone(),
-                    rule: path,
-                    outcome,
-                }),
+                Some((outcome, limited)) => {
+                    failures.push(TestFailure {
+                        file: source.path.clone(),
+                        rule: path,
+                        outcome,
+                    });
+                    // A limit one test hit is usually a rule every test
+                    // evaluates; running the others would wait for it
+                    // once each, a minute for a few dozen tests, while a
+                    // reload holds the folder's next version back.
+                    if limited {
+                        return Err(PolicyError::TestsFailed { failures });
+                    }
+                }
             }
         }
     }
@@ -828,12 +837,17 @@ fn test_rule_names(engine: &Engine, source: &PolicySource) -> Result<Vec<String>
     Ok(names)
 }
 
-fn test_outcome(engine: &mut Engine, path: &str) -> Option<TestOutcome> {
+/// How a test failed, if it did, and whether it was stopped by an
+/// evaluation limit.
+fn test_outcome(engine: &mut Engine, path: &str) -> Option<(TestOutcome, bool)> {
     match engine.eval_rule(path.to_owned()) {
         Ok(Value::Bool(true)) => None,
-        Ok(Value::Undefined) => Some(TestOutcome::Undefined),
-        Ok(other) => Some(TestOutcome::NotTrue(show(&other))),
-        Err(err) => Some(TestOutcome::Error(diagnose(&err).reason)),
+        Ok(Value::Undefined) => Some((TestOutcome::Undefined, false)),
+        Ok(other) => Some((TestOutcome::NotTrue(show(&other)), false)),
+        Err(err) => {
+            let limited = err.chain().any(|cause| cause.is::<regorus::LimitError>());
+            Some((TestOutcome::Error(diagnose(&err).reason), limited))
+        }
     }
 }
 

@@ -512,6 +512,36 @@ fn a_version_names_the_decision_rules_it_drops() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn tests_stop_at_the_first_that_hits_the_time_limit() -> TestResult {
+    let slow = r#"package orgmesh.slow_test
+
+import rego.v1
+
+# A search of 25 million pairs that finds nothing: longer than the limit.
+_spin if {
+	some i in numbers.range(1, 5000)
+	some j in numbers.range(1, 5000)
+	i * j == -1
+}
+
+test_one if not _spin
+test_two if not _spin
+test_three if not _spin
+test_four if not _spin
+"#;
+    let dir = folder(true, &[("slow_test.rego", slow)])?;
+    let Err(PolicyError::TestsFailed { failures }) = PolicySet::load(dir.path()) else {
+        return Err("a folder whose tests all hit the time limit loaded".into());
+    };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        matches!(&failures[0].outcome, TestOutcome::Error(reason) if reason.contains("limit")),
+        "{failures:?}"
+    );
+    Ok(())
+}
+
 // --- the tuning file -----------------------------------------------------------
 
 fn tuning_error(yaml: &str) -> Result<(TuningError, String), Box<dyn std::error::Error>> {
