@@ -1,7 +1,8 @@
 //! Requests that arrive too slowly or too large, sent over raw TCP to a
 //! running `serve` with one-second deadlines: a head never finished is cut
 //! off, a body that stalls is answered 408, and a body declared over the
-//! limit is answered 413 at once, without waiting for it. Each answer has
+//! limit is answered 413 at once, without waiting for it, and a
+//! compressed body 415. Each answer has
 //! the shape its part of the service uses, and the service goes on
 //! answering with what it had accepted before.
 //!
@@ -155,6 +156,21 @@ async fn slow_and_oversized_requests_are_cut_off_and_the_service_goes_on() {
         body["error"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("limit of 262144 bytes")),
+        "{body}"
+    );
+
+    // A compressed body is refused by name, not read as malformed JSON.
+    let (status, body) = exchange(
+        &server.base,
+        b"POST /webhooks/github/github HTTP/1.1\r\nhost: x\r\ncontent-encoding: gzip\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+    )
+    .await
+    .unwrap_or_else(|| panic!("no answer to a compressed body"));
+    assert_eq!(status, 415, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Content-Encoding gzip")),
         "{body}"
     );
 

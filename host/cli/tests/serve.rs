@@ -272,6 +272,12 @@ async fn every_github_webhook_example_is_accepted_signed_and_refused_unsigned() 
     )
     .await;
     assert_eq!(resp.status(), 202);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
     let answer: Value = resp.json().await.unwrap_or_default();
     assert_eq!(answer["recorded"], false, "{answer}");
     settled(&http, &server.base).await;
@@ -818,10 +824,13 @@ async fn a_webhook_membership_reaches_the_twin() {
     assert_eq!(states, ["pending"], "an invitation is not access: {entity}");
 }
 
-#[test]
-fn a_webhook_route_without_its_secret_refuses_to_start() {
+/// Starts `serve` on the example configuration with every secret it needs
+/// set, then `settings` on top and `unset` removed, expects it to refuse to
+/// start (exit 2), and returns what it said.
+fn refused_start(settings: &[(&str, &str)], unset: &[&str]) -> String {
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_org-mesh"));
+    command
         .args(["serve", "--config"])
         .arg(root().join("examples/serve/org-mesh.yaml"))
         .env("ORG_MESH_STATE_DIR", state.path())
@@ -832,15 +841,25 @@ fn a_webhook_route_without_its_secret_refuses_to_start() {
         .env("GITHUB_API_URL", "http://127.0.0.1:9/unused")
         .env("GITHUB_API_HOST", "127.0.0.1:9")
         .env("API_VIEWER_TOKEN", VIEWER)
+        .env("API_APPROVER_TOKEN", APPROVER)
         .env("API_ADMIN_TOKEN", ADMIN)
         .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+        .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
         .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
-        .env_remove("GITLAB_WEBHOOK_SECRET")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+        .envs(settings.iter().copied())
+        .stdin(Stdio::null());
+    for name in unset {
+        command.env_remove(name);
+    }
+    let out = command.output().unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    said
+}
+
+#[test]
+fn a_webhook_route_without_its_secret_refuses_to_start() {
+    let err = refused_start(&[], &["GITLAB_WEBHOOK_SECRET"]);
     assert!(
         err.contains("connectors.gitlab.webhook.secret: environment variable GITLAB_WEBHOOK_SECRET is not set"),
         "{err}"
@@ -849,29 +868,8 @@ fn a_webhook_route_without_its_secret_refuses_to_start() {
 
 #[test]
 fn two_api_tokens_with_one_secret_refuse_to_start() {
-    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_org-mesh"))
-        .args(["serve", "--config"])
-        .arg(root().join("examples/serve/org-mesh.yaml"))
-        .env("ORG_MESH_STATE_DIR", state.path())
-        .env(
-            "ORG_MESH_SERVE__LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
-        .env("GITHUB_API_URL", "http://127.0.0.1:9/unused")
-        .env("GITHUB_API_HOST", "127.0.0.1:9")
-        // The dashboard's token would be an admin's.
-        .env("API_VIEWER_TOKEN", ADMIN)
-        .env("API_APPROVER_TOKEN", APPROVER)
-        .env("API_ADMIN_TOKEN", ADMIN)
-        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
-        .env("GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
-        .env("OKTA_SCIM_TOKEN", SCIM_TOKEN)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // The dashboard's token would be an admin's.
+    let err = refused_start(&[("API_VIEWER_TOKEN", ADMIN)], &[]);
     assert!(
         err.contains("serve.tokens.dashboard and serve.tokens.operations have the same secret"),
         "{err}"

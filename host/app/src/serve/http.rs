@@ -81,6 +81,7 @@ fn refused_by_peer(e: &std::io::Error) -> bool {
 }
 
 /// Takes in every request's body before it is routed: refused at once if
+/// it is compressed or if
 /// its declared length is over `limit`, refused once more than `limit`
 /// bytes arrived without a declared length, and refused if it is not all
 /// there within `deadline`, whatever its pace: a body trickled a byte at a
@@ -89,6 +90,20 @@ fn refused_by_peer(e: &std::io::Error) -> bool {
 /// SCIM clients get the SCIM error shape, everyone else the API's.
 pub async fn take_in(limit: usize, deadline: Duration, request: Request, next: Next) -> Response {
     let scim = request.uri().path().starts_with("/scim/");
+    // Nothing here decodes a compressed body, and read as it is it would
+    // be refused as malformed JSON, which names the wrong problem.
+    if let Some(encoding) = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+    {
+        return refused(
+            scim,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {encoding} is not accepted; send the body uncompressed"),
+        );
+    }
     if let Some(declared) = declared_length(request.headers())
         && declared > limit as u64
     {
@@ -159,6 +174,7 @@ fn refused(scim: bool, status: StatusCode, message: String) -> Response {
         match status {
             StatusCode::PAYLOAD_TOO_LARGE => ScimError::PayloadTooLarge(message),
             StatusCode::REQUEST_TIMEOUT => ScimError::RequestTimeout(message),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ScimError::UnsupportedMediaType(message),
             _ => ScimError::BadRequest {
                 scim_type: Some(ScimType::InvalidSyntax),
                 detail: message,
@@ -181,6 +197,7 @@ fn code(status: StatusCode) -> &'static str {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         _ => "bad_request",
     }
 }

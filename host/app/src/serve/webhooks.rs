@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
@@ -285,7 +285,21 @@ async fn deliver(
         })?;
     counted("accepted");
     let status = StatusCode::from_u16(handled.status).unwrap_or(StatusCode::ACCEPTED);
-    Ok((status, handled.body).into_response())
+    let kind = [(header::CONTENT_TYPE, body_type(&handled.body))];
+    Ok((status, kind, handled.body).into_response())
+}
+
+/// The media type of a connector's answer, which the plugin interface does
+/// not carry: the connectors answer JSON, and anything else is passed on as
+/// text or bytes.
+fn body_type(body: &[u8]) -> &'static str {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        "application/json"
+    } else if std::str::from_utf8(body).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
 }
 
 #[cfg(test)]
