@@ -39,7 +39,8 @@ pub enum PluginCommand {
     /// Run the conformance suite for the plugin's kind; exits 1 when a
     /// case fails.
     Test {
-        /// The component, with manifest.yaml beside it.
+        /// The component, with manifest.yaml beside it, or the plugin's
+        /// crate folder once `org-mesh plugin build` has built it.
         file: PathBuf,
         /// The case folders to run.
         #[arg(long, env = "ORG_MESH_CONFORMANCE_CASES", default_value_os_t = shipped_cases())]
@@ -47,7 +48,8 @@ pub enum PluginCommand {
     },
     /// Print a plugin's manifest, world, imports, capabilities and size.
     Inspect {
-        /// The component, with manifest.yaml beside it.
+        /// The component, with manifest.yaml beside it, or the plugin's
+        /// crate folder once built.
         file: PathBuf,
         /// One JSON object instead of text.
         #[arg(long)]
@@ -89,13 +91,49 @@ pub async fn run(command: PluginCommand) -> ExitCode {
             sdk,
         } => new(kind, &name, &dir, &sdk),
         PluginCommand::Build { dir } => build(&dir),
-        PluginCommand::Test { file, cases } => return test(&file, &cases).await,
-        PluginCommand::Inspect { file, json } => show(&file, json).await,
+        PluginCommand::Test { file, cases } => match component_of(&file) {
+            Ok(file) => return test(&file, &cases).await,
+            Err(message) => Err(message),
+        },
+        PluginCommand::Inspect { file, json } => match component_of(&file) {
+            Ok(file) => show(&file, json).await,
+            Err(message) => Err(message),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
+}
+
+/// The component `path` names: the file itself, or for a folder the
+/// component its manifest names there or, in a plugin crate, the one
+/// `org-mesh plugin build` put under `dist/<name>/`.
+fn component_of(path: &Path) -> Result<PathBuf, String> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let manifest = Manifest::load(&path.join("manifest.yaml")).map_err(|e| {
+        format!(
+            "{} is a folder without a plugin manifest: {e}",
+            path.display()
+        )
+    })?;
+    if manifest.component.is_file() {
+        return Ok(manifest.component);
+    }
+    let built = path
+        .join("dist")
+        .join(&manifest.name)
+        .join(manifest.component.file_name().unwrap_or_default());
+    if built.is_file() {
+        return Ok(built);
+    }
+    Err(format!(
+        "{} holds no built component; run org-mesh plugin build {} first",
+        path.display(),
+        path.display()
+    ))
 }
 
 fn new(kind: NewKind, name: &str, dir: &Path, sdk: &Path) -> Result<(), String> {
@@ -194,7 +232,11 @@ fn build(dir: &Path) -> Result<(), String> {
     };
     copy(&built, dist.join(component_name))?;
     copy(&manifest.path, dist.join("manifest.yaml"))?;
-    crate::emit(format!("{}\n", dist.join(component_name).display()));
+    crate::emit(format!(
+        "{}\nnext: org-mesh plugin test {}\n",
+        dist.join(component_name).display(),
+        dir.display()
+    ));
     Ok(())
 }
 

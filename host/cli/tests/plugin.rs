@@ -173,16 +173,33 @@ fn a_new_detector_builds_and_passes_conformance_as_generated() {
         "the scaffold depends on this checkout's SDK:\n{cargo_toml}"
     );
 
+    // Before it is built, the crate folder has nothing to test.
+    let out = org_mesh(&["plugin", "test", &path(&crate_dir)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("holds no built component; run org-mesh plugin build"),
+        "{}",
+        text(&out)
+    );
+
     let out = org_mesh_in(&["plugin", "build", &path(&crate_dir)], Some(&target));
     assert!(out.status.success(), "{}", text(&out));
     let wasm = crate_dir.join("dist/fresh-detector/fresh_detector.wasm");
     assert!(wasm.is_file(), "{}", text(&out));
-
-    let out = org_mesh(&["plugin", "test", &path(&wasm)]);
-    let shown = text(&out);
-    assert!(out.status.success(), "{shown}");
     assert!(
-        shown.contains("PASS: 6/6 cases for fresh-detector 0.1.0 (detector)"),
-        "{shown}"
+        text(&out).contains(&format!("next: org-mesh plugin test {}", path(&crate_dir))),
+        "{}",
+        text(&out)
     );
+
+    // The component, or the crate folder it was built from.
+    for subject in [path(&wasm), path(&crate_dir)] {
+        let out = org_mesh(&["plugin", "test", &subject]);
+        let shown = text(&out);
+        assert!(out.status.success(), "{subject}: {shown}");
+        assert!(
+            shown.contains("PASS: 6/6 cases for fresh-detector 0.1.0 (detector)"),
+            "{subject}: {shown}"
+        );
+    }
 }
