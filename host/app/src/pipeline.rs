@@ -855,11 +855,14 @@ pub(crate) fn bind_all(
                     unused.join(", ")
                 )
             };
+            let loaded = if loaded.is_empty() {
+                "none loaded from the plugin folders".to_owned()
+            } else {
+                format!("loaded: {}", loaded.join(", "))
+            };
             skipped.push(format!(
-                "{kind} {}: plugin {:?} is not loaded (loaded: {}{also})",
-                inst.name,
-                inst.plugin,
-                loaded.join(", ")
+                "{kind} {}: plugin {:?} is not loaded ({loaded}{also})",
+                inst.name, inst.plugin,
             ));
             return None;
         };

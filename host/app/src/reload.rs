@@ -431,9 +431,16 @@ impl Twin {
         report.serving = old.map(plugin_version);
         let Some(candidate) = candidate else {
             report.outcome = Outcome::Rejected;
+            // Binding problems start with their instance (`connector okta:
+            // ...`); a name merely mentioned, as in another instance's list
+            // of loaded plugins, is not this instance's problem.
+            let about_instance = |p: &str| {
+                p.split_once(':')
+                    .is_some_and(|(head, _)| head.split(' ').nth(1) == Some(instance))
+            };
             let related: Vec<&str> = problems
                 .iter()
-                .filter(|p| p.contains(instance) || old.is_some_and(|o| p.contains(o.name())))
+                .filter(|p| about_instance(p) || old.is_some_and(|o| p.contains(o.name())))
                 .map(String::as_str)
                 .collect();
             report.problem = Some(if related.is_empty() {

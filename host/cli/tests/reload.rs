@@ -487,3 +487,51 @@ async fn a_version_that_drops_a_decision_rule_is_refused_and_the_serving_one_kep
     assert_eq!(folder_version(&policies), serving);
     assert_eq!(rated_now().await, ("medium".to_string(), serving));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_plugin_rejected_on_reload_is_told_its_own_problem() {
+    let (server, copies) = start_on_copies(&[]).await;
+    let http = client();
+    for plugin in ["scim-connector", "gitlab-connector"] {
+        std::fs::remove_dir_all(copies.plugins.join(plugin)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let answer = http
+        .post(format!("{}/api/v1/reload", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.status().as_u16(), 422);
+    let (_, reloads) = get_json(
+        &http,
+        &format!("{}/api/v1/reloads", server.base),
+        Some(VIEWER),
+    )
+    .await;
+    let problem = |instance: &str| -> String {
+        reloads["reloads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["kind"] == "plugin" && r["target"] == instance)
+            .and_then(|r| r["problem"].as_str())
+            .unwrap_or_else(|| panic!("no problem reported for {instance}: {reloads}"))
+            .to_owned()
+    };
+    for (instance, own, other) in [
+        ("okta", "scim-connector", "connector gitlab:"),
+        ("gitlab", "gitlab-connector", "connector okta:"),
+    ] {
+        let said = problem(instance);
+        assert!(
+            said.contains(&format!(
+                "connector {instance}: plugin \"{own}\" is not loaded"
+            )),
+            "{instance}: {said}"
+        );
+        assert!(
+            !said.contains(other),
+            "{instance} was told another's problem: {said}"
+        );
+    }
+}
