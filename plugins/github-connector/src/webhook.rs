@@ -111,37 +111,36 @@ fn recorded(what: &str, batch: Batch) -> Handled {
 }
 
 fn ignored(what: &str, reason: &str) -> Handled {
-    Handled {
-        status: 202,
-        body: json!({"event": what, "recorded": false, "reason": reason}).to_string(),
-        batch: BatchBuilder::default().build_partial(),
-        notes: vec![Note {
-            level: Level::Debug,
-            message: "Ignored a webhook delivery".into(),
-            fields: vec![
-                ("event".to_string(), what.to_string()),
-                ("reason".to_string(), reason.to_string()),
-            ],
-        }],
-    }
+    acknowledged(what, reason, Level::Debug, "Ignored a webhook delivery")
 }
 
 /// A delivery about another organisation than the configured one:
-/// acknowledged, so that GitHub does not retry it, and recorded nowhere.
+/// acknowledged, so that GitHub does not retry it, recorded nowhere, and
+/// warned about, since it means a hook or an app sends this connector
+/// more than its organisation.
 fn foreign(what: &str, organisation: &str, configured: &str) -> Handled {
     let reason =
         format!("an event of organisation {organisation}; this connector is for {configured}");
+    acknowledged(
+        what,
+        &reason,
+        Level::Warn,
+        "Ignored a webhook delivery from another organisation",
+    )
+}
+
+/// A delivery answered 202 with nothing recorded, and why.
+fn acknowledged(what: &str, reason: &str, level: Level, message: &str) -> Handled {
     Handled {
         status: 202,
         body: json!({"event": what, "recorded": false, "reason": reason}).to_string(),
         batch: BatchBuilder::default().build_partial(),
         notes: vec![Note {
-            level: Level::Warn,
-            message: "Ignored a webhook delivery from another organisation".into(),
+            level,
+            message: message.into(),
             fields: vec![
                 ("event".to_string(), what.to_string()),
-                ("organization".to_string(), organisation.to_string()),
-                ("configured".to_string(), configured.to_string()),
+                ("reason".to_string(), reason.to_string()),
             ],
         }],
     }
