@@ -79,10 +79,6 @@ fn retention_interval() -> u64 {
 /// plugin instances fits many times over.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
-/// The parser's default budget lets aliases replay a quarter of a million
-/// nodes before it gives up, seconds of work in a debug build, and takes
-/// 64 MiB scalars; a configuration shares at most a few grants or settings
-/// by anchor.
 /// The parser's message, led by the setting it is about when there is one
 /// (`serve.sync_interval_secs: line 11 column 23: invalid u64`): the parser
 /// gives the place in the file but not the setting's name. The name is
@@ -100,6 +96,10 @@ fn with_setting(text: &str, e: &serde_saphyr::Error) -> String {
     }
 }
 
+/// The parser's default budget lets aliases replay a quarter of a million
+/// nodes before it gives up, seconds of work in a debug build, and takes
+/// 64 MiB scalars; a configuration shares at most a few grants or settings
+/// by anchor.
 fn parse_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {

@@ -290,8 +290,6 @@ impl Twin {
         })
     }
 
-    /// The plugin instances in service now. A caller keeps the generation
-    /// it took for the whole of its work, even if a reload replaces it.
     /// Every configured plugin instance, as `(kind, name)`, with whether
     /// a plugin serves it now: one left out at start, and not loaded by a
     /// reload since, is not.
@@ -315,6 +313,8 @@ impl Twin {
         out
     }
 
+    /// The plugin instances in service now. A caller keeps the generation
+    /// it took for the whole of its work, even if a reload replaces it.
     pub(crate) fn instances(&self) -> Arc<Instances> {
         match self.instances.read() {
             Ok(g) => g.clone(),

@@ -68,15 +68,7 @@ pub async fn one_error_shape(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let code = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        _ => "error",
-    };
+    let code = code_of(status);
     // Rejection texts are short; anything longer is cut rather than read.
     let text = axum::body::to_bytes(response.into_body(), 4096)
         .await
@@ -91,6 +83,20 @@ pub async fn one_error_shape(response: Response) -> Response {
         text
     };
     ApiError::new(status, code, message).into_response()
+}
+
+/// The error code of an answer refused before any handler decided it.
+pub fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        _ => "error",
+    }
 }
 
 /// The caller's role, from its bearer token.

@@ -80,14 +80,14 @@ fn refused_by_peer(e: &std::io::Error) -> bool {
     )
 }
 
-/// Takes in every request's body before it is routed: refused at once if
-/// it is compressed or if
-/// its declared length is over `limit`, refused once more than `limit`
-/// bytes arrived without a declared length, and refused if it is not all
-/// there within `deadline`, whatever its pace: a body trickled a byte at a
-/// time must not hold a request open. Every handler reads its body whole,
-/// so reading it here first costs no memory a handler would not have used.
-/// SCIM clients get the SCIM error shape, everyone else the API's.
+/// Takes in every request's body before it is routed. It is refused at
+/// once if it is compressed or its declared length is over `limit`, once
+/// more than `limit` bytes arrived without a declared length, and if it is
+/// not all there within `deadline`, whatever its pace: a body trickled a
+/// byte at a time must not hold a request open. Every handler reads its
+/// body whole, so reading it here first costs no memory a handler would
+/// not have used. SCIM clients get the SCIM error shape, everyone else the
+/// API's.
 pub async fn take_in(limit: usize, deadline: Duration, request: Request, next: Next) -> Response {
     let scim = request.uri().path().starts_with("/scim/");
     // Nothing here decodes a compressed body, and read as it is it would
@@ -182,7 +182,7 @@ fn refused(scim: bool, status: StatusCode, message: String) -> Response {
         }
         .into_response()
     } else {
-        ApiError::new(status, code(status), message).into_response()
+        ApiError::new(status, super::api::code_of(status), message).into_response()
     };
     // The body was not read to its end, so the connection cannot carry
     // another request.
@@ -191,13 +191,4 @@ fn refused(scim: bool, status: StatusCode, message: String) -> Response {
         header::HeaderValue::from_static("close"),
     );
     answer
-}
-
-fn code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        _ => "bad_request",
-    }
 }

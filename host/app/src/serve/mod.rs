@@ -249,7 +249,6 @@ impl Service {
                 secrets.push((&t.name, secret));
             }
         }
-
         let mut webhooks = BTreeMap::new();
         let mut scim_tokens = BTreeMap::new();
         for c in &config.connectors {
