@@ -339,6 +339,10 @@ fn the_schema_refuses_wrong_values_and_says_which() {
             &["/graph/backend", "'embedded', 'neo4j'"],
         ),
         (
+            &["serve.headTimeoutSecs=0"],
+            &["/serve/headTimeoutSecs", "minimum"],
+        ),
+        (
             &["neo4j.uri=http://neo4j:7474"],
             &["/neo4j/uri", "does not match pattern"],
         ),
@@ -509,6 +513,15 @@ fn org_mesh_loads_the_configuration_the_chart_renders() {
             "{}: listens on {}",
             case.name,
             config.serve.listen
+        );
+        assert_eq!(
+            (
+                config.serve.head_timeout_secs,
+                config.serve.body_timeout_secs
+            ),
+            (75, 30),
+            "{}: request deadlines as the chart's values say",
+            case.name
         );
         if case.profile == "production" {
             assert_eq!(
