@@ -651,7 +651,7 @@ pub enum Refusal {
     NotFound(String),
     #[error("proposal {id} is {state}, not awaiting approval")]
     NotAwaiting { id: String, state: State },
-    #[error("proposal {id} needs the {} role to approve", role_name(*needed))]
+    #[error("proposal {id} needs the {} role to approve", needed.name())]
     Role { id: String, needed: ApproverRole },
     #[error("proposal {0} expired before this approval")]
     Expired(String),
@@ -659,13 +659,6 @@ pub enum Refusal {
     Again { id: String, who: String },
     #[error("proposal {id} is {state}; only a failed or expired fix can be tried again")]
     NotRetriable { id: String, state: State },
-}
-
-fn role_name(role: ApproverRole) -> &'static str {
-    match role {
-        ApproverRole::Approver => "approver",
-        ApproverRole::Admin => "admin",
-    }
 }
 
 /// Records a person's approval; the proposal is approved once enough

@@ -55,6 +55,16 @@ pub enum ApproverRole {
     Admin,
 }
 
+impl ApproverRole {
+    /// The name the policy and the API use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApproverRole::Approver => "approver",
+            ApproverRole::Admin => "admin",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Approval {
@@ -84,6 +94,21 @@ impl Approval {
                 ..
             } if *approvers == 0 || *expires_in_secs == 0 => None,
             _ => Some(approval),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_is_named_as_the_policy_spells_it() {
+        for role in [ApproverRole::Approver, ApproverRole::Admin] {
+            assert_eq!(
+                serde_json::to_value(role).ok(),
+                Some(serde_json::Value::from(role.name()))
+            );
         }
     }
 }
