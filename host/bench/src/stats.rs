@@ -51,6 +51,17 @@ pub fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
 }
 
+/// How many times faster org-mesh took `ours` than the peer took `peer`,
+/// said as "slower" when it was not, so that no row reads "0.9x faster".
+pub fn times_faster(peer: Duration, ours: Duration) -> String {
+    let r = ratio(peer, ours);
+    if r >= 1.0 {
+        format!("{r:.1}x faster")
+    } else {
+        format!("{:.1}x slower", 1.0 / r)
+    }
+}
+
 /// A duration in the unit that keeps three significant digits readable.
 pub fn human(d: Duration) -> String {
     let ns = d.as_secs_f64() * 1e9;
@@ -112,5 +123,12 @@ mod tests {
         assert_eq!(human(Duration::from_nanos(850)), "850 ns");
         assert_eq!(human(Duration::from_nanos(8_500)), "8.50 µs");
         assert_eq!(human(Duration::from_millis(12)), "12.00 ms");
+    }
+
+    #[test]
+    fn a_ratio_under_one_reads_slower() {
+        let ms = Duration::from_millis;
+        assert_eq!(times_faster(ms(72), ms(8)), "9.0x faster");
+        assert_eq!(times_faster(ms(72), ms(79)), "1.1x slower");
     }
 }

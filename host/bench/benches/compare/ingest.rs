@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use org_mesh_bench::stats::{Samples, Table, ratio};
+use org_mesh_bench::stats::{Samples, Table, ratio, times_faster};
 use org_mesh_bench::synth::{self, Org, Shape};
 use org_mesh_model::{Batch, Timestamp};
 use org_mesh_store::{EmbeddedStore, GraphStore, Neo4jOptions, Neo4jStore};
@@ -118,7 +118,7 @@ fn report(table: &mut Table, name: &str, records: usize, batched: Duration, rows
         &format!("ingest into {name}, {records} records, batches of {BATCH}"),
         &format!("{:.0} records/s", rate(records, batched)),
         &format!("one per transaction {:.0} records/s", rate(records, rows)),
-        &format!("{:.1}x faster", ratio(rows, batched)),
+        &times_faster(rows, batched),
         ">= 10x",
     );
 }

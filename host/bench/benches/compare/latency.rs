@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use org_mesh_bench::latency::{self, Run, Server};
-use org_mesh_bench::stats::{Samples, Table, human, ratio};
+use org_mesh_bench::stats::{Samples, Table, human, times_faster};
 use tokio::sync::Mutex;
 
 /// Requests per second of each timed run, and how many.
@@ -278,16 +278,6 @@ fn figure(run: &Run, pick: fn(&Samples) -> Duration, sent: usize) -> String {
         value
     } else {
         format!("{value} ({missing} of {sent} failed or unanswered)")
-    }
-}
-
-/// How many times faster org-mesh is than the peer: `peer / ours`.
-fn times_faster(peer: Duration, ours: Duration) -> String {
-    let r = ratio(peer, ours);
-    if r >= 1.0 {
-        format!("{r:.1}x faster")
-    } else {
-        format!("{:.1}x slower", 1.0 / r)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use org_mesh_bench::opa::Opa;
 use org_mesh_bench::policy::{self, Compiled, Fixture, RuleByRule};
-use org_mesh_bench::stats::{Table, human, ratio};
+use org_mesh_bench::stats::{Table, human, times_faster};
 
 use crate::{mean_per_call, sample};
 
@@ -97,7 +97,7 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
             ),
             &human(ours),
             &format!("OPA `opa bench` {}", human(opa_mean)),
-            &format!("{:.1}x faster", ratio(opa_mean, ours)),
+            &times_faster(opa_mean, ours),
             ">= 10x",
         );
     }
@@ -119,7 +119,7 @@ pub fn run(table: &mut Table) -> anyhow::Result<()> {
         ),
         &human(ours),
         &format!("OPA `opa bench` {}", human(theirs)),
-        &format!("{:.1}x faster", ratio(theirs, ours)),
+        &times_faster(theirs, ours),
         ">= 10x",
     );
     ensure!(
