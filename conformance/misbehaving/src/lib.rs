@@ -1,6 +1,7 @@
 //! A detector that breaks the rules on purpose, so the host's tests can show
 //! each sandbox limit holding. Its `mode` config picks the misbehaviour;
-//! `ok` behaves, and `kv` counts its calls in the key-value store; `fs` and
+//! `ok` behaves, `boom` behaves until the twin holds the account
+//! `test:boom`, and `kv` counts its calls in the key-value store; `fs` and
 //! `env` look for files and environment variables, and `remember` for what
 //! an earlier call left in its memory, and report what they found as the
 //! attributes of one finding. Never load it in production.
@@ -141,6 +142,20 @@ impl Guest for Misbehaving {
                 })
                 .map_err(|e| PluginError::Internal(format!("{e:?}")))?;
                 Ok(node.map(|_| finding(1)).into_iter().collect())
+            }
+            "boom" => {
+                // A bug only some data reaches: the call traps once the
+                // twin holds this account, and behaves until then.
+                let boom = graph::get_node(&NodeRef {
+                    label: "Account".into(),
+                    key: "test:boom".into(),
+                })
+                .map_err(|e| PluginError::Internal(format!("{e:?}")))?;
+                #[expect(clippy::panic, reason = "this plugin exists to trap")]
+                if boom.is_some() {
+                    panic!("misbehaving plugin trips over test:boom");
+                }
+                Ok(vec![finding(0)])
             }
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));

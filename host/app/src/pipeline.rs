@@ -190,6 +190,11 @@ pub struct Evaluation {
     pub detected_by: BTreeMap<String, String>,
     /// The detectors that were given only what changed this round.
     pub incremental: Vec<String>,
+    /// Each detector that failed this round, with why. Where the round
+    /// followed an earlier one, that detector's earlier findings are
+    /// carried into this one: a detector that fails has not found them
+    /// fixed.
+    pub failed: BTreeMap<String, String>,
     pub findings: Vec<Reported>,
     pub skipped: Vec<String>,
 }
@@ -459,7 +464,15 @@ impl Twin {
     /// Runs every detector over the whole twin, asks policy about each
     /// finding and plans a dry run of each proposed fix.
     pub async fn evaluate(&self) -> anyhow::Result<Evaluation> {
-        self.evaluate_from(None).await
+        self.evaluate_from(None, None).await
+    }
+
+    /// Evaluates the whole twin again after `previous`. The same as
+    /// [`Twin::evaluate`], except that a detector that fails keeps the
+    /// findings it had in `previous`, decided again by the current
+    /// policies, instead of losing them until it runs again.
+    pub async fn evaluate_after(&self, previous: &Evaluation) -> anyhow::Result<Evaluation> {
+        self.evaluate_from(Some(previous), None).await
     }
 
     /// Evaluates again after `changes` were made to the twin that
@@ -469,7 +482,9 @@ impl Twin {
     /// the decision and plan it had. Every other detector sees the whole
     /// twin. Falls back to a whole-twin evaluation when the
     /// policies or a detector changed since `previous`, or when a detector
-    /// fails on the changes alone.
+    /// fails on the changes alone. A detector that fails on the whole
+    /// twin too keeps its findings from `previous`, as
+    /// [`Twin::evaluate_after`] does.
     ///
     /// `changes` must hold every change since `previous`: a change left
     /// out is not seen by incremental detectors until the next whole-twin
@@ -479,13 +494,15 @@ impl Twin {
         previous: &Evaluation,
         changes: &ChangeSet,
     ) -> anyhow::Result<Evaluation> {
-        self.evaluate_from(Some((previous, changes))).await
+        self.evaluate_from(Some(previous), Some(changes)).await
     }
 
     async fn evaluate_from(
         &self,
-        since: Option<(&Evaluation, &ChangeSet)>,
+        before: Option<&Evaluation>,
+        changes: Option<&ChangeSet>,
     ) -> anyhow::Result<Evaluation> {
+        let since = before.zip(changes);
         let mut out = Evaluation::default();
         // One generation of plugins and one policy set for the whole
         // evaluation, whatever a reload does meanwhile.
@@ -562,12 +579,22 @@ impl Twin {
             };
             match result {
                 Ok(output) => {
+                    // Only these findings are left out, not the detector;
+                    // a few name the fault, the rest are counted.
                     out.skipped.extend(
                         output
                             .rejected
                             .iter()
-                            .map(|r| format!("detector {instance}: {r}")),
+                            .take(REFUSALS_NAMED)
+                            .map(|r| format!("detector {instance}: a finding was refused: {r}")),
                     );
+                    if let Some(more) = output.rejected.len().checked_sub(REFUSALS_NAMED)
+                        && more > 0
+                    {
+                        out.skipped.push(format!(
+                            "detector {instance}: {more} more findings were refused"
+                        ));
+                    }
                     for f in output.findings {
                         found.entry(f.fingerprint.clone()).or_insert(Found::Raised {
                             finding: Box::new(f),
@@ -577,7 +604,26 @@ impl Twin {
                     }
                     out.detected_by.insert(instance, version);
                 }
-                Err(e) => out.skipped.push(format!("detector {instance}: {e}")),
+                Err(e) => {
+                    out.skipped.push(format!("detector {instance}: {e}"));
+                    // Decided again below, since the policies may have
+                    // changed since; the detector version stays the one
+                    // that raised them.
+                    for earlier in before
+                        .iter()
+                        .flat_map(|b| &b.findings)
+                        .filter(|r| r.instance == instance)
+                    {
+                        found
+                            .entry(earlier.finding.fingerprint.clone())
+                            .or_insert_with(|| Found::Raised {
+                                finding: Box::new(earlier.finding.clone()),
+                                instance: instance.clone(),
+                                version: earlier.detector_version.clone(),
+                            });
+                    }
+                    out.failed.insert(instance, e);
+                }
             }
         }
 
@@ -692,8 +738,12 @@ impl Twin {
 /// is spread over many nodes.
 const DETECT_PAGE: usize = 1000;
 
-/// A finding of this round: raised by a detector now, or kept from the
-/// previous round because nothing it names changed.
+/// How many refused findings of one detector are named in a round.
+const REFUSALS_NAMED: usize = 5;
+
+/// A finding of this round: raised by a detector now (or carried from the
+/// previous round for a detector that failed, to be decided again), or
+/// kept from the previous round because nothing it names changed.
 enum Found {
     Raised {
         finding: Box<Finding>,

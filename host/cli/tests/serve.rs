@@ -991,6 +991,7 @@ async fn scim_writes_for_a_connector_not_loaded_are_kept_warned_once_and_taken_i
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status["not_loaded"], json!([]), "{status}");
+    assert_eq!(status["failing"], json!([]), "{status}");
     assert_eq!(status["scim"]["unsent"], 0, "{status}");
     settled(&http, &server.base).await;
     let (_, accounts) = get_json(

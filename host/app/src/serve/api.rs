@@ -219,6 +219,16 @@ async fn status(
         .filter(|(_, _, loaded)| !loaded)
         .map(|(kind, name, _)| json!({"kind": kind, "instance": name}))
         .collect();
+    // Detectors whose last run failed: their findings are those of their
+    // last run that worked, and nothing they would find now is known.
+    let failing: Vec<Value> = service
+        .findings
+        .read()
+        .await
+        .failed
+        .iter()
+        .map(|(instance, error)| json!({"instance": instance, "error": error}))
+        .collect();
     Ok(Json(json!({
         "replica": service.replica,
         "ready": service.not_ready().is_none(),
@@ -228,6 +238,7 @@ async fn status(
         "queue": {"backend": service.shared.queue.backend(), "depth": depth},
         "scim": scim,
         "not_loaded": not_loaded,
+        "failing": failing,
         "twin_version": service.evaluated_at.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }

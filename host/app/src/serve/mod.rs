@@ -559,7 +559,10 @@ impl Service {
                 let whole = evaluation.incremental.is_empty();
                 (evaluation, if whole { "twin" } else { "changes" })
             }
-            None => (self.twin.evaluate().await?, "twin"),
+            None => {
+                let current = self.findings.read().await;
+                (self.twin.evaluate_after(&current).await?, "twin")
+            }
         };
         if scope == "twin" {
             *self.last_whole.lock().await = Instant::now();

@@ -1,0 +1,156 @@
+//! A detector that fails keeps the findings it had. The detector here is
+//! `conformance/misbehaving` in its `boom` mode: it raises one finding
+//! until the twin holds the account `test:boom`, and traps from then on,
+//! as a plugin with a bug that only some real record reaches would. Its
+//! finding must stay in every evaluation that follows an earlier one, be
+//! decided again there, and the detector must be named as failed, never
+//! as having detected; a one-off scan, with nothing earlier to keep, lists
+//! it as skipped and has no finding of it.
+//!
+//! Runs the real component over an embedded twin; needs
+//! `.ci/build-plugins`.
+
+use std::sync::Arc;
+
+use org_mesh_app::config::Config;
+use org_mesh_app::pipeline::{Evaluation, Progress, Twin};
+use org_mesh_cache::memory::MemoryCoordination;
+use org_mesh_harness::root;
+use org_mesh_model::{Batch, Node, Properties, Value};
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _what: &str) {}
+}
+
+async fn open_twin(state: &std::path::Path) -> Result<Twin, String> {
+    let plugins = state.join("plugins/misbehaving");
+    std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
+    for file in ["manifest.yaml", "misbehaving.wasm"] {
+        std::fs::copy(
+            root().join("conformance/dist/misbehaving").join(file),
+            plugins.join(file),
+        )
+        .map_err(|e| format!("{file}: {e}: run .ci/build-plugins"))?;
+    }
+    let yaml = format!(
+        r#"
+state_dir: {state}
+plugins: {{dirs: [{plugins}]}}
+policies: {{dir: {policies}}}
+detectors:
+  - name: buggy
+    plugin: misbehaving
+    config: {{mode: boom}}
+    grants: {{graph: true}}
+"#,
+        state = state.display(),
+        plugins = state.join("plugins").display(),
+        policies = root().join("policies").display(),
+    );
+    let path = state.join("org-mesh.yaml");
+    std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    let twin = Twin::open(&config, Arc::new(MemoryCoordination::default()), &Quiet)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if !twin.skipped.is_empty() {
+        return Err(format!("left out: {:?}", twin.skipped));
+    }
+    Ok(twin)
+}
+
+fn account(key: &str) -> Batch {
+    Batch {
+        nodes: vec![Node {
+            label: "Account".into(),
+            key: key.into(),
+            properties: Properties::from([("provider".to_string(), Value::Text("test".into()))]),
+        }],
+        ..Batch::default()
+    }
+}
+
+fn fingerprints(evaluation: &Evaluation) -> Vec<&str> {
+    evaluation
+        .findings
+        .iter()
+        .map(|r| r.finding.fingerprint.as_str())
+        .collect()
+}
+
+/// The state of a round in which the detector trapped.
+fn assert_failed_and_kept(round: &str, evaluation: &Evaluation, raised: &[&str]) {
+    assert_eq!(
+        fingerprints(evaluation),
+        raised,
+        "{round}: the failed detector's finding was not kept"
+    );
+    assert!(
+        evaluation.failed.contains_key("buggy"),
+        "{round}: the detector is not named as failed"
+    );
+    let error = &evaluation.failed["buggy"];
+    assert!(error.contains("trapped"), "{round}: {error}");
+    assert!(
+        !evaluation.detected_by.contains_key("buggy"),
+        "{round}: a failed detector counted as having detected"
+    );
+    let kept = &evaluation.findings[0];
+    assert!(
+        kept.decision.is_some(),
+        "{round}: the kept finding was not decided again"
+    );
+    assert_eq!(kept.instance, "buggy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_detector_keeps_its_findings_until_it_runs_again() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let twin = open_twin(state.path()).await.expect("twin opens");
+    let at = time::OffsetDateTime::now_utc();
+    twin.ingest("test", at, account("test:0"))
+        .await
+        .expect("first account");
+
+    let first = twin.evaluate().await.expect("first evaluation");
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    assert!(first.detected_by.contains_key("buggy"));
+    let raised = fingerprints(&first);
+    assert_eq!(raised.len(), 1, "{:?}", first.findings);
+
+    // The record the bug trips over arrives.
+    let applied = twin
+        .ingest(
+            "test",
+            at + time::Duration::seconds(1),
+            account("test:boom"),
+        )
+        .await
+        .expect("second account");
+    let after_changes = twin
+        .evaluate_changes(&first, &applied.changes)
+        .await
+        .expect("evaluation of the changes");
+    assert_failed_and_kept("after the changes", &after_changes, &raised);
+
+    // The periodic whole-twin evaluation, after a round that kept it.
+    let whole = twin
+        .evaluate_after(&after_changes)
+        .await
+        .expect("whole-twin evaluation");
+    assert_failed_and_kept("whole twin", &whole, &raised);
+
+    // A scan has nothing earlier to keep: the detector is skipped.
+    let scan = twin.evaluate().await.expect("scan");
+    assert!(scan.findings.is_empty(), "{:?}", fingerprints(&scan));
+    assert!(scan.failed.contains_key("buggy"));
+    assert!(
+        scan.skipped
+            .iter()
+            .any(|s| s.starts_with("detector buggy:")),
+        "{:?}",
+        scan.skipped
+    );
+}
