@@ -926,7 +926,20 @@ pub(crate) fn bind_all(
             return None;
         }
         match plugin.bind(&inst.name, &inst.config, inst.grants.clone()) {
-            Ok(bound) => Some(bound),
+            Ok(bound) => {
+                // Not refused: a plugin may use a capability only on some
+                // paths. But each call that does use it fails.
+                for capability in bound.ungranted() {
+                    tracing::warn!(
+                        instance = %inst.name,
+                        plugin = plugin.name(),
+                        %capability,
+                        "The plugin asks for {capability}, which the instance's grants do not \
+                         allow; its calls that use it will fail"
+                    );
+                }
+                Some(bound)
+            }
             Err(problems) => {
                 skipped.push(format!(
                     "{kind} {} ({} {}): {}",

@@ -470,6 +470,39 @@ impl Twin {
             }
         }
     }
+
+    /// Runs the check a reload runs on each detector in service, and takes
+    /// out of service each that fails it, naming it in `skipped`. For a
+    /// service starting: a reload refuses such a version and keeps the one
+    /// serving, but at start there is no other, and a build a reload
+    /// refused a minute earlier would otherwise serve after a restart. Out
+    /// of service, the instance is reported as not loaded (the status, the
+    /// metric and its alert) until a reload brings a version that passes.
+    pub async fn take_out_failing_detectors(&mut self) {
+        let current = self.instances();
+        let mut passing = Vec::new();
+        for detector in &current.detectors {
+            match smoke(detector).await {
+                Ok(()) => passing.push(detector.clone()),
+                Err(problem) => self.skipped.push(format!(
+                    "detector {} ({} {}): {problem}",
+                    detector.instance(),
+                    detector.name(),
+                    plugin_version(detector)
+                )),
+            }
+        }
+        if passing.len() < current.detectors.len() {
+            let next = Arc::new(Instances {
+                detectors: passing,
+                ..(*current).clone()
+            });
+            match self.instances.write() {
+                Ok(mut g) => *g = next,
+                Err(poisoned) => *poisoned.into_inner() = next,
+            }
+        }
+    }
 }
 
 /// The check a new version of a plugin passes before it serves, beyond

@@ -5,7 +5,9 @@
 //! finding must stay in every evaluation that follows an earlier one, be
 //! decided again there, and the detector must be named as failed, never
 //! as having detected; a one-off scan, with nothing earlier to keep, lists
-//! it as skipped and has no finding of it.
+//! it as skipped and has no finding of it. At the start of a service, a
+//! detector that fails on an empty twin (the check a reload makes) is not
+//! put in service at all.
 //!
 //! Runs the real component over an embedded twin; needs
 //! `.ci/build-plugins`.
@@ -24,7 +26,7 @@ impl Progress for Quiet {
     fn step(&self, _what: &str) {}
 }
 
-async fn open_twin(state: &std::path::Path) -> Result<Twin, String> {
+async fn open_twin(state: &std::path::Path, mode: &str) -> Result<Twin, String> {
     let plugins = state.join("plugins/misbehaving");
     std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
     for file in ["manifest.yaml", "misbehaving.wasm"] {
@@ -42,7 +44,7 @@ policies: {{dir: {policies}}}
 detectors:
   - name: buggy
     plugin: misbehaving
-    config: {{mode: boom}}
+    config: {{mode: {mode}}}
     grants: {{graph: true}}
 "#,
         state = state.display(),
@@ -108,7 +110,7 @@ fn assert_failed_and_kept(round: &str, evaluation: &Evaluation, raised: &[&str])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_detector_keeps_its_findings_until_it_runs_again() {
     let state = tempfile::tempdir().expect("tempdir");
-    let twin = open_twin(state.path()).await.expect("twin opens");
+    let twin = open_twin(state.path(), "boom").await.expect("twin opens");
     let at = time::OffsetDateTime::now_utc();
     twin.ingest("test", at, account("test:0"))
         .await
@@ -153,4 +155,34 @@ async fn a_failing_detector_keeps_its_findings_until_it_runs_again() {
         "{:?}",
         scan.skipped
     );
+}
+
+/// At the start of a service there is no earlier version to keep: a
+/// detector that fails the check a reload would have refused it for is
+/// taken out of service and reported as not loaded, instead of serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_failing_its_smoke_check_at_start_is_not_loaded() {
+    for (mode, serves) in [("trap", false), ("boom", true)] {
+        let state = tempfile::tempdir().expect("tempdir");
+        let mut twin = open_twin(state.path(), mode).await.expect("twin opens");
+        twin.take_out_failing_detectors().await;
+        assert_eq!(
+            twin.instances_loaded(),
+            [("detector", "buggy".to_string(), serves)],
+            "{mode}: {:?}",
+            twin.skipped
+        );
+        if serves {
+            assert!(twin.skipped.is_empty(), "{mode}: {:?}", twin.skipped);
+        } else {
+            assert!(
+                twin.skipped.len() == 1
+                    && twin.skipped[0].starts_with("detector buggy (misbehaving 0.1.0@")
+                    && twin.skipped[0].contains("its smoke check")
+                    && twin.skipped[0].contains("misbehaving plugin traps on purpose"),
+                "{:?}",
+                twin.skipped
+            );
+        }
+    }
 }

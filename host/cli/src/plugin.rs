@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use clap::{Subcommand, ValueEnum};
 use org_mesh_conformance::{Inspection, Subject, Suite, inspect, shipped_cases};
-use org_mesh_runtime::Manifest;
+use org_mesh_runtime::{LoadError, Manifest};
 
 use crate::fail;
 
@@ -90,7 +90,7 @@ pub async fn run(command: PluginCommand) -> ExitCode {
             dir,
             sdk,
         } => new(kind, &name, &dir, &sdk),
-        PluginCommand::Build { dir } => build(&dir),
+        PluginCommand::Build { dir } => build(&dir).await,
         PluginCommand::Test { file, cases } => match component_of(&file) {
             Ok(file) => return test(&file, &cases).await,
             Err(message) => Err(message),
@@ -160,7 +160,13 @@ fn new(kind: NewKind, name: &str, dir: &Path, sdk: &Path) -> Result<(), String> 
     let manifest = fill(include_str!("../templates/manifest.yaml.tmpl"));
     // The runtime's own checks decide whether the name is acceptable, so
     // the scaffold never writes a manifest it would refuse.
-    Manifest::parse(&manifest, &folder.join("manifest.yaml")).map_err(|e| e.to_string())?;
+    if let Err(e) = Manifest::parse(&manifest, &folder.join("manifest.yaml")) {
+        return Err(match e {
+            // Nothing was written yet, so the manifest's path would mislead.
+            LoadError::Manifest { problem, .. } => format!("plugin new: {problem}"),
+            other => other.to_string(),
+        });
+    }
     if folder.exists() {
         return Err(format!("{} exists already", folder.display()));
     }
@@ -193,7 +199,7 @@ fn new(kind: NewKind, name: &str, dir: &Path, sdk: &Path) -> Result<(), String> 
     Ok(())
 }
 
-fn build(dir: &Path) -> Result<(), String> {
+async fn build(dir: &Path) -> Result<(), String> {
     let manifest = Manifest::load(&dir.join("manifest.yaml")).map_err(|e| e.to_string())?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
@@ -223,13 +229,25 @@ fn build(dir: &Path) -> Result<(), String> {
         )
     })?;
     let component_name = manifest.component.file_name().unwrap_or_default();
-    let dist = dir.join("dist").join(&manifest.name);
-    std::fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
     let copy = |from: &Path, to: PathBuf| {
         std::fs::copy(from, &to)
             .map(|_| ())
             .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
     };
+    // Loaded as the host loads it before it reaches `dist`, which a
+    // running serve may watch: a component the host would refuse (its
+    // description disagreeing with the manifest, an import the manifest
+    // does not ask for, another kind of plugin) stops here instead of
+    // being offered to it.
+    let staging = tempfile::tempdir().map_err(|e| format!("cannot make a staging folder: {e}"))?;
+    copy(&built, staging.path().join(component_name))?;
+    copy(&manifest.path, staging.path().join("manifest.yaml"))?;
+    let staged = Subject::open(&staging.path().join(component_name)).map_err(|e| e.to_string())?;
+    inspect(&staged).await.map_err(|e| {
+        format!("the host would refuse what cargo built, so dist/ is left as it was: {e}")
+    })?;
+    let dist = dir.join("dist").join(&manifest.name);
+    std::fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
     copy(&built, dist.join(component_name))?;
     copy(&manifest.path, dist.join("manifest.yaml"))?;
     crate::emit(format!(

@@ -134,7 +134,8 @@ fn a_file_without_a_manifest_and_a_bad_name_are_refused_with_the_reason() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).contains("must be lower-case letters"),
+        text(&out).contains("name \"Bad_Name\" must start with a lower-case letter")
+            && !text(&out).contains("manifest.yaml"),
         "{}",
         text(&out)
     );
@@ -202,4 +203,26 @@ fn a_new_detector_builds_and_passes_conformance_as_generated() {
             "{subject}: {shown}"
         );
     }
+
+    // A build the host would refuse (here the manifest's version is not
+    // the one the component describes) never reaches dist/, which a
+    // running serve may be watching.
+    let manifest = crate_dir.join("manifest.yaml");
+    let written = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &manifest,
+        written.replace("version: 0.1.0", "version: 0.2.0"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = org_mesh_in(&["plugin", "build", &path(&crate_dir)], Some(&target));
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("the host would refuse what cargo built, so dist/ is left as it was")
+            && shown.contains("0.2.0"),
+        "{shown}"
+    );
+    let served = std::fs::read_to_string(crate_dir.join("dist/fresh-detector/manifest.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(served.contains("version: 0.1.0"), "{served}");
 }

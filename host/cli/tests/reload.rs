@@ -171,8 +171,13 @@ async fn fifty_reloads_of_good_and_broken_versions_never_fail_a_request_or_serve
             save(&wasm, content);
             if broken {
                 // A component that does not load never becomes a candidate:
-                // the reload names the plugin and says why.
-                wait_plugin_rejection(&http, &server.base, before).await;
+                // the reload names the plugin and says why, cause first.
+                let problem = wait_plugin_rejection(&http, &server.base, before).await;
+                assert!(
+                    problem.starts_with("plugin identity-drift: ")
+                        && problem.contains("is not a valid component"),
+                    "reload {i}: {problem}"
+                );
             } else {
                 let outcome = reloaded(
                     &http,
@@ -222,12 +227,18 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Waits for a rejected reload of the identity-drift instance other than
-/// the one `before` names.
-async fn wait_plugin_rejection(http: &reqwest::Client, base: &str, before: Option<String>) {
+/// the one `before` names, and returns its problem.
+async fn wait_plugin_rejection(
+    http: &reqwest::Client,
+    base: &str,
+    before: Option<String>,
+) -> String {
     for _ in 0..300 {
-        let now = rejection_time(http, base).await;
-        if now.is_some() && now != before {
-            return;
+        let now = rejection(http, base).await;
+        if let Some((at, problem)) = now
+            && Some(&at) != before.as_ref()
+        {
+            return problem;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -235,6 +246,11 @@ async fn wait_plugin_rejection(http: &reqwest::Client, base: &str, before: Optio
 }
 
 async fn rejection_time(http: &reqwest::Client, base: &str) -> Option<String> {
+    rejection(http, base).await.map(|(at, _)| at)
+}
+
+/// When the identity-drift instance's last reload was rejected, and why.
+async fn rejection(http: &reqwest::Client, base: &str) -> Option<(String, String)> {
     let (_, body) = get_json(http, &format!("{base}/api/v1/reloads"), Some(VIEWER)).await;
     body["reloads"]
         .as_array()
@@ -242,7 +258,10 @@ async fn rejection_time(http: &reqwest::Client, base: &str) -> Option<String> {
         .flatten()
         .find(|r| r["kind"] == "plugin" && r["target"] == "identity-drift")
         .filter(|r| r["outcome"] == "rejected")
-        .and_then(|r| r["at"].as_str().map(str::to_string))
+        .and_then(|r| {
+            let at = r["at"].as_str()?.to_string();
+            Some((at, r["problem"].as_str().unwrap_or_default().to_string()))
+        })
 }
 
 /// The severity the service reports for the first finding of `rule`, and

@@ -50,8 +50,17 @@ pub enum LoadError {
         found: String,
         expected: String,
     },
-    #[error("plugin {0} is loaded twice: names must be unique")]
-    Duplicate(String),
+    #[error(
+        "plugin {name} is in two folders; {} serves and {} is ignored: \
+         remove one, names must be unique",
+        kept.display(),
+        ignored.display()
+    )]
+    Duplicate {
+        name: String,
+        kept: PathBuf,
+        ignored: PathBuf,
+    },
 }
 
 /// A domain failure a plugin reported, mirroring the WIT `plugin-error`.

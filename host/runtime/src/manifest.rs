@@ -151,7 +151,8 @@ impl Manifest {
 
         if !is_plugin_name(&raw.name) {
             return Err(bad(format!(
-                "name {:?} must be lower-case letters, digits and dashes, at most 64",
+                "name {:?} must start with a lower-case letter and hold only \
+                 lower-case letters, digits and dashes, at most 64",
                 raw.name
             )));
         }

@@ -242,10 +242,22 @@ impl Runtime {
         component: &Component,
         manifest: &Manifest,
     ) -> Result<Pre, LoadError> {
+        // What the component does export tells a manifest with the wrong
+        // `kind` from a component that is no plugin at all.
+        let ty = component.component_type();
+        let exported: Vec<&str> = ty
+            .exports(&self.shared.engine)
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("org-mesh:plugin/"))
+            .collect();
         let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
             plugin: manifest.name.clone(),
             kind: manifest.kind.to_string(),
-            message: format!("{e:#}"),
+            message: if exported.is_empty() {
+                format!("{e:#}; it exports no org-mesh interface")
+            } else {
+                format!("{e:#}; it exports {}", exported.join(", "))
+            },
         };
         let instance_pre = self
             .shared
@@ -432,8 +444,17 @@ fn classify(error: &wasmtime::Error, state: &CallState) -> Failure {
             limit_ms: millis(state.limits.cpu),
         },
         Some(Trap::StackOverflow) => Failure::StackOverflow,
-        Some(trap) => Failure::Trap(trap.to_string()),
-        None => Failure::Trap(format!("{error:#}")),
+        Some(trap) => Failure::Trap(with_last_words(trap.to_string(), state)),
+        None => Failure::Trap(with_last_words(format!("{error:#}"), state)),
+    }
+}
+
+/// A trap's message with what the plugin last wrote to standard error,
+/// where a panic leaves its message and location.
+fn with_last_words(trap: String, state: &CallState) -> String {
+    match state.stderr.last_words() {
+        Some(words) => format!("{trap}; it last wrote to stderr: {words}"),
+        None => trap,
     }
 }
 
@@ -463,11 +484,13 @@ impl Plugin {
         grants: Grants,
     ) -> Result<Plugin, Vec<String>> {
         let m = &self.inner.manifest;
+        // An instance without `config` has no settings: an empty object,
+        // so that a plugin whose settings all have defaults needs none.
+        let empty = serde_json::Value::Object(serde_json::Map::new());
+        let config = if config.is_null() { &empty } else { config };
         let mut problems = match &m.config_schema {
             Some(schema) => crate::config_schema::validate(schema, config),
-            None if config.as_object().is_some_and(|o| o.is_empty()) || config.is_null() => {
-                Vec::new()
-            }
+            None if config.as_object().is_some_and(|o| o.is_empty()) => Vec::new(),
             None => vec!["config: this plugin takes no configuration".into()],
         };
         for name in grants.secrets.keys() {
@@ -488,12 +511,20 @@ impl Plugin {
             return Err(problems);
         }
         let mut bound = Plugin::bind_inner(self.inner.clone(), instance, grants);
-        bound.config = if config.is_null() {
-            "{}".into()
-        } else {
-            config.to_string().into()
-        };
+        bound.config = config.to_string().into();
         Ok(bound)
+    }
+
+    /// What the manifest asks for that this instance's grants do not
+    /// allow: a call that uses one fails.
+    pub fn ungranted(&self) -> Vec<Capability> {
+        self.inner
+            .manifest
+            .capabilities
+            .iter()
+            .filter(|c| !self.granted.contains(c))
+            .copied()
+            .collect()
     }
 
     pub fn name(&self) -> &str {

@@ -213,9 +213,19 @@ impl Registry {
             };
             match result {
                 Ok(plugin) if loaded.plugins.contains_key(plugin.name()) => {
-                    loaded
-                        .failed
-                        .push(LoadError::Duplicate(plugin.name().to_string()));
+                    let kept = loaded.plugins[plugin.name()].manifest().path.clone();
+                    let e = LoadError::Duplicate {
+                        name: plugin.name().to_string(),
+                        kept: kept.parent().unwrap_or(&kept).to_path_buf(),
+                        ignored: plugin
+                            .manifest()
+                            .path
+                            .parent()
+                            .unwrap_or(&plugin.manifest().path)
+                            .to_path_buf(),
+                    };
+                    tracing::error!(error = %e, "Plugin not loaded");
+                    loaded.failed.push(e);
                 }
                 Ok(plugin) => {
                     loaded.plugins.insert(plugin.name().to_string(), plugin);

@@ -7,7 +7,7 @@
 
 #![expect(clippy::panic, reason = "helpers of a test fail it by panicking")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,8 @@ use std::time::Duration;
 use org_mesh_cache::memory::MemoryCoordination;
 use org_mesh_model::{ChangeSet, Direction, NodeRef, Provenance, StoredEdge, StoredNode};
 use org_mesh_runtime::{
-    Failure, Grants, GraphReader, Limits, LoadError, Manifest, Plugin, PluginFailure, Runtime,
-    RuntimeOptions, SecretSource,
+    Capability, Failure, Grants, GraphReader, Limits, LoadError, Manifest, Plugin, PluginFailure,
+    Registry, Runtime, RuntimeOptions, SecretSource,
 };
 use serde_json::json;
 
@@ -205,7 +205,36 @@ async fn deep_recursion_is_a_stack_overflow() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trap_is_contained() {
+async fn an_instance_without_config_has_no_settings_and_its_ungranted_asks_are_named() {
+    let rt = runtime();
+    let plugin = load(&rt).await;
+    // The manifest declares a config schema of type object.
+    let bound = plugin
+        .bind("test", &serde_json::Value::Null, Grants::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let out = bound
+        .detect(true, &ChangeSet::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.findings.len(), 1, "mode ok, its default");
+    assert_eq!(
+        bound.ungranted().into_iter().collect::<BTreeSet<_>>(),
+        BTreeSet::from([Capability::Graph, Capability::Kv])
+    );
+    let granted = bind(
+        &plugin,
+        "ok",
+        Grants {
+            graph: true,
+            kv: true,
+            ..Grants::default()
+        },
+    );
+    assert_eq!(granted.ungranted(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_is_contained_and_quotes_the_panic() {
     let rt = runtime();
     let plugin = load(&rt).await;
     let (f, msg) = failure(&plugin, "trap").await;
@@ -214,6 +243,14 @@ async fn a_trap_is_contained() {
         msg.starts_with("plugin misbehaving 0.1.0: detect trapped"),
         "{msg}"
     );
+    // The panic's own words, which Rust writes to stderr before trapping.
+    assert!(
+        msg.contains("it last wrote to stderr: ")
+            && msg.contains("panicked at conformance/misbehaving/src/lib.rs:")
+            && msg.contains("misbehaving plugin traps on purpose"),
+        "{msg}"
+    );
+    assert!(!msg.contains("RUST_BACKTRACE"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -694,6 +731,37 @@ async fn a_malformed_component_names_its_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_in_two_folders_serves_from_the_first_and_names_the_other() {
+    let plugins = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for folder in ["misbehaving", "misbehaving-old"] {
+        let to = plugins.path().join(folder);
+        std::fs::create_dir(&to).unwrap_or_else(|e| panic!("{e}"));
+        for file in ["manifest.yaml", "misbehaving.wasm"] {
+            std::fs::copy(dist().join(file), to.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let loaded = Registry::load_dir(&runtime(), plugins.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.plugins.keys().collect::<Vec<_>>(),
+        ["misbehaving"],
+        "{:?}",
+        loaded.failed
+    );
+    let failed: Vec<String> = loaded.failed.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        failed,
+        [format!(
+            "plugin misbehaving is in two folders; {} serves and {} is ignored: remove one, \
+             names must be unique",
+            plugins.path().join("misbehaving").display(),
+            plugins.path().join("misbehaving-old").display()
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_of_the_wrong_kind_is_refused() {
     let dir = copy_plugin(|m| {
         m.replace("kind: detector", "kind: executor")
@@ -702,6 +770,11 @@ async fn a_component_of_the_wrong_kind_is_refused() {
     let err = load_err(dir.path()).await;
     assert!(
         err.starts_with("plugin misbehaving: the component does not fit the executor world"),
+        "{err}"
+    );
+    // What it is instead, so the author sees the manifest's kind is wrong.
+    assert!(
+        err.ends_with("; it exports org-mesh:plugin/detector@0.2.0"),
         "{err}"
     );
 }
@@ -805,7 +878,7 @@ async fn a_plugin_folder_loads_what_it_can_and_reports_the_rest() {
     std::fs::create_dir(&bad).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(bad.join("manifest.yaml"), "name: broken\nversion: x\n")
         .unwrap_or_else(|e| panic!("{e}"));
-    let loaded = org_mesh_runtime::Registry::load_dir(&runtime(), root.path())
+    let loaded = Registry::load_dir(&runtime(), root.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.plugins.keys().collect::<Vec<_>>(), ["misbehaving"]);
@@ -833,16 +906,15 @@ async fn a_plugin_nothing_wants_is_neither_compiled_nor_reported() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     let rt = runtime();
-    let loaded =
-        org_mesh_runtime::Registry::load_dir_where(&rt, root.path(), |name| name != "unwanted")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = Registry::load_dir_where(&rt, root.path(), |name| name != "unwanted")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.plugins.keys().collect::<Vec<_>>(), ["misbehaving"]);
     assert!(loaded.failed.is_empty(), "{:?}", loaded.failed);
     assert_eq!(loaded.unused, ["unwanted"]);
 
     // Wanted, the same folder fails on the broken component.
-    let all = org_mesh_runtime::Registry::load_dir(&rt, root.path())
+    let all = Registry::load_dir(&rt, root.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(all.failed.len(), 1, "{:?}", all.failed);

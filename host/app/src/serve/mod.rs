@@ -277,7 +277,8 @@ impl Service {
             anyhow::bail!("{}", problems.join("; "));
         }
         let shared = Shared::open(&config).await?;
-        let twin = Twin::open(&config, shared.coordination.clone(), &Quiet).await?;
+        let mut twin = Twin::open(&config, shared.coordination.clone(), &Quiet).await?;
+        twin.take_out_failing_detectors().await;
         if config.graph.backend == crate::config::Backend::Embedded {
             // The embedded twin is locked to this process, so every account
             // change passes through here; Neo4j may have other writers.

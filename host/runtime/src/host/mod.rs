@@ -7,6 +7,7 @@ mod kv;
 mod log;
 mod resolve;
 mod secrets;
+mod stderr;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -151,6 +152,8 @@ pub(crate) struct CallState {
     /// The first request refused for not being in the approved plan, as
     /// it may be shown.
     pub unplanned: Option<String>,
+    /// The end of what the call wrote to standard error.
+    pub stderr: stderr::Tail,
 }
 
 impl std::fmt::Debug for CallState {
@@ -182,6 +185,8 @@ impl CallState {
             wasi.wall_clock(clock::Wall(clock.clone()))
                 .monotonic_clock(clock::Monotonic(clock.clone()));
         }
+        let stderr = stderr::Tail::default();
+        wasi.stderr(stderr.clone());
         let wasi = wasi.build();
         CallState {
             wasi,
@@ -201,6 +206,7 @@ impl CallState {
             ungranted: None,
             approved: None,
             unplanned: None,
+            stderr,
         }
     }
 
