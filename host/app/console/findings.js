@@ -123,6 +123,7 @@ export async function one(ctx) {
         ['Executor', f.action.executor],
         ['Target', entityLink(f.action.target)],
         !f.action.plan && ['Not planned', f.action.unplanned ?? ''],
+        f.action.approval && ['Approval', f.action.approval],
       ]), fixes.map((p) => h('p', {}, link(`/proposal/${encodeURIComponent(p.id)}`, `Proposal ${p.id}`), ' ', badge(p.state.replaceAll('_', ' '))))]
       : h('p', { class: 'empty' }, 'The detector suggests no fix for this finding.')),
   );

@@ -323,6 +323,8 @@ impl Engine<'_> {
                     existing.decision = Some(json_decision(reported));
                     self.decide(existing, reported, action.plan.as_ref(), now);
                     round.changed.push(existing.clone());
+                } else if self.reconsider(existing, reported, action.plan.as_ref(), now) {
+                    round.changed.push(existing.clone());
                 }
                 continue;
             }
@@ -412,6 +414,60 @@ impl Engine<'_> {
         Ok(round)
     }
 
+    /// Asks the approval policy again about a proposal that has not run:
+    /// one waiting for people or approved, so that a policy that now denies
+    /// its fix, or asks more of it, is obeyed before it runs; and one
+    /// denied for want of a decision (no plan, over the blast radius, no
+    /// policies, a policy that failed), so that it is decided once one can
+    /// be made. A denial the policy gave stands. Returns whether the
+    /// proposal changed: only when the answer differs from the one it has,
+    /// and then its approvals start again.
+    fn reconsider(
+        &self,
+        proposal: &mut Proposal,
+        reported: &Reported,
+        plan: Option<&ActionPlan>,
+        now: Timestamp,
+    ) -> bool {
+        let open = match proposal.state {
+            State::AwaitingApproval | State::Approved => true,
+            State::Denied => proposal.approval.is_none(),
+            _ => false,
+        };
+        if !open {
+            return false;
+        }
+        let mut fresh = proposal.clone();
+        fresh.approval = None;
+        fresh.expires_at = None;
+        fresh.approvals.clear();
+        self.decide(&mut fresh, reported, plan, now);
+        let unchanged = match (&proposal.approval, &fresh.approval) {
+            // Still no decision to be had.
+            (None, None) => proposal.state == State::Denied && fresh.state == State::Denied,
+            (Some(Approval::Auto), Some(Approval::Auto)) => true,
+            (
+                Some(Approval::Approve {
+                    approvers, role, ..
+                }),
+                Some(Approval::Approve {
+                    approvers: now_approvers,
+                    role: now_role,
+                    ..
+                }),
+            ) => approvers == now_approvers && role == now_role,
+            _ => false,
+        };
+        if unchanged {
+            return false;
+        }
+        if let Some(event) = fresh.events.last_mut() {
+            event.reason = format!("decided again: {}", event.reason);
+        }
+        *proposal = fresh;
+        true
+    }
+
     /// Asks the approval policy about a new proposal.
     fn decide(
         &self,
@@ -446,24 +502,16 @@ impl Engine<'_> {
             proposal.record(State::Denied, "policy", now, "no policies are loaded");
             return;
         };
-        let input = ApprovalInput {
-            action: ActionFacts {
+        let input = approval_input(
+            ActionFacts {
                 executor: proposal.executor.clone(),
                 kind: proposal.kind.clone(),
                 target: proposal.target.clone(),
                 parameters: org_mesh_model::properties_to_json(&proposal.parameters),
             },
-            finding: FindingFacts {
-                rule: reported.finding.rule.clone(),
-                fingerprint: reported.finding.fingerprint.clone(),
-                subject: reported.finding.subject.clone(),
-                severity: reported.severity,
-                score: reported.finding.score,
-                auto_fix: reported.decision.as_ref().and_then(|d| d.auto_fix),
-                suppressed: reported.decision.as_ref().and_then(|d| d.suppressed),
-            },
+            reported,
             now,
-        };
+        );
         match policy.approval(&input) {
             Err(e) => proposal.record(
                 State::Denied,
@@ -484,22 +532,15 @@ impl Engine<'_> {
                         proposal.record(State::Approved, "policy", now, "may run unattended")
                     }
                     Approval::Approve {
-                        approvers,
-                        role,
-                        expires_in_secs,
+                        expires_in_secs, ..
                     } => {
                         proposal.expires_at = Some(
                             now + time::Duration::seconds(
                                 i64::try_from(expires_in_secs).unwrap_or(i64::MAX),
                             ),
                         );
-                        proposal.record(
-                            State::AwaitingApproval,
-                            "policy",
-                            now,
-                            format!("needs {approvers} approval(s) by the {role:?} role")
-                                .to_lowercase(),
-                        );
+                        let said = approval_said(&approval);
+                        proposal.record(State::AwaitingApproval, "policy", now, said);
                     }
                     Approval::Deny { reason } => {
                         proposal.record(State::Denied, "policy", now, reason)
@@ -627,6 +668,39 @@ impl Engine<'_> {
                 upsert(round, proposal);
             }
         }
+    }
+}
+
+/// What the approval policy is asked about running `action` for the
+/// finding as `reported` shows it.
+pub(crate) fn approval_input(
+    action: ActionFacts,
+    reported: &Reported,
+    now: Timestamp,
+) -> ApprovalInput {
+    ApprovalInput {
+        action,
+        finding: FindingFacts {
+            rule: reported.finding.rule.clone(),
+            fingerprint: reported.finding.fingerprint.clone(),
+            subject: reported.finding.subject.clone(),
+            severity: reported.severity,
+            score: reported.finding.score,
+            auto_fix: reported.decision.as_ref().and_then(|d| d.auto_fix),
+            suppressed: reported.decision.as_ref().and_then(|d| d.suppressed),
+        },
+        now,
+    }
+}
+
+/// An approval policy's answer, as the trail and reports say it.
+pub(crate) fn approval_said(approval: &Approval) -> String {
+    match approval {
+        Approval::Auto => "may run unattended".into(),
+        Approval::Approve {
+            approvers, role, ..
+        } => format!("needs {approvers} approval(s) by the {} role", role.name()),
+        Approval::Deny { reason } => format!("denied: {reason}"),
     }
 }
 

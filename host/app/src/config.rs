@@ -90,9 +90,14 @@ fn with_setting(text: &str, e: &serde_saphyr::Error) -> String {
         .and_then(|data| serde_path_to_error::deserialize::<_, Config>(data).err())
         .map(|found| found.path().to_string())
         .filter(|path| !path.is_empty() && path != ".");
+    // The parser's advice on a duplicate key names its own option, which
+    // nobody editing the file can reach.
+    let message = e
+        .to_string()
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
     match setting {
-        Some(path) => format!("{path}: {e}"),
-        None => e.to_string(),
+        Some(path) => format!("{path}: {message}"),
+        None => message,
     }
 }
 

@@ -69,6 +69,9 @@ pub struct ProposedAction {
     pub plan: Option<ActionPlan>,
     /// Why there is no plan, when there is none.
     pub unplanned: Option<String>,
+    /// What the approval policy says of running the fix now, as a
+    /// proposal of it would be told; `None` without a plan or policies.
+    pub approval: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -662,7 +665,7 @@ impl Twin {
                 Some(remedy) => Some(plan(&finding, remedy, &instances.executors).await),
                 None => None,
             };
-            out.findings.push(Reported {
+            let mut reported = Reported {
                 severity: decision
                     .as_ref()
                     .map(|d| d.effective_severity(finding.default_severity))
@@ -672,7 +675,14 @@ impl Twin {
                 instance,
                 detector_version,
                 finding,
-            });
+            };
+            if let Some(set) = &policies.set {
+                reported.action = reported.action.take().map(|mut action| {
+                    action.approval = approval_now(set, &action, &reported, at);
+                    action
+                });
+            }
+            out.findings.push(reported);
         }
         out.findings.sort_by(|a, b| {
             b.severity
@@ -1115,6 +1125,33 @@ async fn sync(
     run
 }
 
+/// What the approval policy says of running `action` now, for reports: a
+/// proposal of the fix is asked the same question when it is made.
+fn approval_now(
+    set: &PolicySet,
+    action: &ProposedAction,
+    reported: &Reported,
+    at: org_mesh_model::Timestamp,
+) -> Option<String> {
+    action.plan.as_ref()?;
+    let parameters = reported.finding.remedy.as_ref()?.parameters.clone();
+    let input = crate::actions::approval_input(
+        org_mesh_policy::ActionFacts {
+            executor: action.executor.clone(),
+            kind: action.kind.clone(),
+            target: action.target.clone(),
+            parameters: org_mesh_model::properties_to_json(&parameters),
+        },
+        reported,
+        at,
+    );
+    Some(match set.approval(&input) {
+        Ok(Some(approval)) => crate::actions::approval_said(&approval),
+        Ok(None) => "the approval policy gave no decision, so nothing runs".into(),
+        Err(e) => format!("the approval policy failed, so nothing runs: {e}"),
+    })
+}
+
 async fn plan(finding: &Finding, remedy: &Remedy, executors: &[Plugin]) -> ProposedAction {
     let mut proposed = ProposedAction {
         executor: String::new(),
@@ -1123,6 +1160,7 @@ async fn plan(finding: &Finding, remedy: &Remedy, executors: &[Plugin]) -> Propo
         parameters: org_mesh_model::properties_to_json(&remedy.parameters),
         plan: None,
         unplanned: None,
+        approval: None,
     };
     let Some(executor) = executors
         .iter()

@@ -234,7 +234,12 @@ impl Twin {
     }
 
     /// Loads the policy folder again and serves it if it passes its checks.
-    pub async fn reload_policies(&self) -> ReloadReport {
+    ///
+    /// `live` holds the findings in service, as decision inputs: a version
+    /// that fails to decide one the serving version decides is refused,
+    /// since in its place that finding would lose its rating without a
+    /// word beyond a log line. The folder's own tests may never reach it.
+    pub async fn reload_policies(&self, live: Vec<DecisionInput>) -> ReloadReport {
         let dir = self.config.policies.dir.clone();
         let current = self.policy();
         let candidate = folder_version(&dir);
@@ -257,20 +262,38 @@ impl Twin {
         }
         let load_dir = dir.clone();
         let evaluator = self.config.policies.evaluator;
-        let loaded =
-            tokio::task::spawn_blocking(move || PolicySet::load_with(&load_dir, evaluator)).await;
-        let dropped = match (&loaded, current.set.as_ref()) {
-            (Ok(Ok(set)), Some(serving)) => set.drops_rules_of(serving),
-            _ => Vec::new(),
+        let serving = Arc::clone(&current);
+        let loaded = tokio::task::spawn_blocking(move || {
+            PolicySet::load_with(&load_dir, evaluator).map(|set| {
+                let failing = first_failing(&set, serving.set.as_ref(), &live);
+                (set, failing)
+            })
+        })
+        .await;
+        let (dropped, untuned) = match (&loaded, current.set.as_ref()) {
+            (Ok(Ok((set, _))), Some(serving)) => {
+                (set.drops_rules_of(serving), set.drops_tuning_of(serving))
+            }
+            _ => (Vec::new(), false),
         };
         let problem = match loaded {
+            Ok(Ok((_, Some(failing)))) => format!(
+                "it fails to decide a finding in service that the serving version decides, \
+                 which in its place would lose its rating: {failing}; kept the serving version"
+            ),
+            Ok(Ok(_)) if untuned => format!(
+                "it has no {}, which the serving version is tuned by: in its place every tuned \
+                 severity, suppression and fix setting would be dropped at once; kept the serving \
+                 version (to run without it on purpose, restart with the folder as it is)",
+                org_mesh_policy::TUNING_FILE_NAME
+            ),
             Ok(Ok(_)) if !dropped.is_empty() => format!(
                 "it declares no {}, which the serving version decides with: in its place every \
                  finding would lose that decision, or every new fix be denied; kept the serving \
                  version (to run without them on purpose, restart with the folder as it is)",
                 dropped.join(", ")
             ),
-            Ok(Ok(set)) => {
+            Ok(Ok((set, None))) => {
                 // The folder may have changed again while it was read; the
                 // version then names what was read last, and the watcher
                 // brings the newer content in a moment.
@@ -326,9 +349,12 @@ impl Twin {
                 Err(e) => failures.push(format!("{}: {e}", dir.display())),
             }
         }
-        let mut problems = Vec::new();
-        let candidates = bind_all(&self.config, &plugins, &unused, &mut problems);
-        problems.extend(failures);
+        // A plugin that failed to load is also "not loaded" to the instance
+        // naming it; the cause goes first, so a report starts with it.
+        let mut unbound = Vec::new();
+        let candidates = bind_all(&self.config, &plugins, &unused, &mut unbound);
+        let mut problems = failures;
+        problems.extend(unbound);
 
         let current = self.instances();
         let mut next = Instances::default();
@@ -503,6 +529,22 @@ impl Twin {
             }
         }
     }
+}
+
+/// The first of `live` that `candidate` fails to decide while `serving`
+/// decides it, named with the error. It stops there: a rule that runs into
+/// the time limit would otherwise hold the reload for the limit once per
+/// finding.
+fn first_failing(
+    candidate: &PolicySet,
+    serving: Option<&PolicySet>,
+    live: &[DecisionInput],
+) -> Option<String> {
+    live.iter().find_map(|input| {
+        let error = candidate.decide(input).err()?;
+        let serving_decides = serving.is_none_or(|s| s.decide(input).is_ok());
+        serving_decides.then(|| format!("{} on {}: {error}", input.rule, input.subject))
+    })
 }
 
 /// The check a new version of a plugin passes before it serves, beyond

@@ -8,7 +8,8 @@
 //! the write and the fix fails. And a stored plan that no longer reads as a
 //! plan fails its fix before anything is sent, and the fix, tried again at
 //! a person's request, is planned afresh and runs. And a fix approved, or
-//! awaiting approval, whose finding goes before it runs never runs.
+//! awaiting approval, whose finding goes before it runs never runs. And a
+//! fix not yet run follows the approval policy when its answer changes.
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
@@ -181,6 +182,7 @@ impl Fixture {
                     parameters: org_mesh_model::properties_to_json(&remedy.parameters),
                     plan: Some(plan),
                     unplanned: None,
+                    approval: None,
                 }),
                 instance: "identity-drift".into(),
                 detector_version: "test".into(),
@@ -228,9 +230,13 @@ impl Fixture {
     }
 
     fn engine<'a>(&'a self, config: &'a ActionsConfig) -> Engine<'a> {
+        self.engine_under(&self.policy, config)
+    }
+
+    fn engine_under<'a>(&'a self, policy: &'a PolicySet, config: &'a ActionsConfig) -> Engine<'a> {
         Engine {
             proposals: Proposals { store: &self.store },
-            policy: Some(&self.policy),
+            policy: Some(policy),
             executors: &self.executors,
             config,
         }
@@ -566,5 +572,133 @@ async fn a_fix_whose_finding_went_before_it_ran_is_verified_and_sends_nothing() 
     assert_eq!(
         state(proposals.all().await.unwrap_or_else(|e| panic!("{e:#}"))),
         Some(State::Verified)
+    );
+}
+
+/// A policy folder holding only an approval rule whose answer is `decision`.
+fn approval_policy(decision: &str) -> (tempfile::TempDir, PolicySet) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("approval.rego"),
+        format!("package orgmesh.approval\n\nimport rego.v1\n\ndecision := {decision}\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let set = PolicySet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    (dir, set)
+}
+
+/// A fix that has not run follows the approval policy when its answer
+/// changes: a fix approved, or waiting for people, that the policy now
+/// denies does not run, and that denial stands; one that now needs more
+/// approvals starts again; one denied because the policy failed is decided
+/// once the policy answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_not_yet_run_is_decided_again_when_the_approval_policy_changes_its_answer() {
+    let now = time::OffsetDateTime::now_utc;
+    let (_deny_dir, deny) = approval_policy(
+        r#"{"mode": "deny", "reason": "branch protection is managed elsewhere now"}"#,
+    );
+    let (_two_dir, two) = approval_policy(
+        r#"{"mode": "approve", "approvers": 2, "role": "approver", "expires_in_secs": 3600}"#,
+    );
+    let (_broken_dir, broken) = approval_policy(
+        r#"{"mode": "approve", "approvers": 1, "role": "approver", "expires_in_secs": "4h"}"#,
+    );
+    let held = ActionsConfig::default();
+    let run = fixes_run();
+    let only = |fx: &Fixture| {
+        let store = fx.store.clone();
+        async move {
+            let mut all = Proposals { store: &store }
+                .all()
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(all.len(), 1, "{all:?}");
+            all.remove(0)
+        }
+    };
+    let last_reason = |p: &Proposal| {
+        p.events
+            .last()
+            .map(|e| e.reason.clone())
+            .unwrap_or_default()
+    };
+
+    // Approved unattended by the shipped policy while fixes are held.
+    let fx = fixture().await;
+    let unsent = replay().pending_methods(&fx.scenario);
+    let open = fx.showing_the_finding(fx.plan().await);
+    let round = async |engine: Engine<'_>, open: &Evaluation| {
+        engine
+            .round(open, now())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    round(fx.engine(&held), &open).await;
+    assert_eq!(only(&fx).await.state, State::Approved);
+
+    // The policy now denies it: once fixes may run, it does not.
+    let done = round(fx.engine_under(&deny, &run), &open).await;
+    assert!(done.executed.is_empty(), "{:?}", done.executed);
+    assert_eq!(replay().pending_methods(&fx.scenario), unsent);
+    let denied = only(&fx).await;
+    assert_eq!(denied.state, State::Denied, "{:?}", denied.events);
+    assert_eq!(
+        last_reason(&denied),
+        "decided again: branch protection is managed elsewhere now"
+    );
+    // That denial is the policy's answer: it stands under the old policy.
+    round(fx.engine(&run), &open).await;
+    assert_eq!(only(&fx).await, denied);
+    assert_eq!(replay().pending_methods(&fx.scenario), unsent);
+
+    // A fix waiting for one approval, on a fresh twin.
+    let fx = fixture().await;
+    let mut open = fx.showing_the_finding(fx.plan().await);
+    if let Some(decision) = open.findings[0].decision.as_mut() {
+        decision.auto_fix = Some(false);
+    }
+    round(fx.engine(&held), &open).await;
+    let waiting = only(&fx).await;
+    assert_eq!(waiting.state, State::AwaitingApproval);
+    // The same answer again changes nothing.
+    round(fx.engine(&held), &open).await;
+    assert_eq!(only(&fx).await, waiting);
+
+    // Two approvals now: it waits for them, from the start.
+    round(fx.engine_under(&two, &held), &open).await;
+    let more = only(&fx).await;
+    assert_eq!(more.state, State::AwaitingApproval);
+    assert!(
+        last_reason(&more).starts_with("decided again: needs 2 approval(s)"),
+        "{:?}",
+        more.events
+    );
+
+    // The policy fails: nothing runs, for want of a decision ...
+    round(fx.engine_under(&broken, &run), &open).await;
+    let failed = only(&fx).await;
+    assert_eq!(failed.state, State::Denied);
+    assert!(
+        last_reason(&failed).starts_with("decided again: the approval policy failed"),
+        "{:?}",
+        failed.events
+    );
+    // ... and again under the same broken policy adds nothing to the trail.
+    round(fx.engine_under(&broken, &run), &open).await;
+    assert_eq!(only(&fx).await, failed);
+    // Once the policy answers again, the fix waits for its approval.
+    round(fx.engine(&held), &open).await;
+    let answered = only(&fx).await;
+    assert_eq!(
+        answered.state,
+        State::AwaitingApproval,
+        "{:?}",
+        answered.events
+    );
+    assert!(
+        last_reason(&answered).starts_with("decided again: needs 1 approval(s)"),
+        "{:?}",
+        answered.events
     );
 }

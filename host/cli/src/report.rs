@@ -161,17 +161,22 @@ fn finding(out: &mut String, r: &Reported) {
     match &r.decision {
         Some(d) => {
             let mut parts = Vec::new();
-            if d.severity.is_none() {
-                parts.push(format!(
+            parts.push(match d.severity {
+                Some(severity) => format!("rated {severity}"),
+                None => format!(
                     "severity undefined by policy, rule default {}",
                     f.default_severity
-                ));
-            }
-            parts.push(if d.may_act {
-                "fix may run without a person".to_string()
-            } else {
-                "fix needs a person".to_string()
+                ),
             });
+            // Only a finding with a fix has anything to run; whether it
+            // runs is the approval policy's to say, on the fix's own line.
+            if r.action.is_some() {
+                parts.push(if d.may_act {
+                    "auto-fix allowed".to_string()
+                } else {
+                    "no auto-fix".to_string()
+                });
+            }
             if !d.undefined.is_empty() {
                 parts.push(format!("undefined: {}", d.undefined.join(", ")));
             }
@@ -196,6 +201,9 @@ fn finding(out: &mut String, r: &Reported) {
                     let _ = writeln!(out, "      {} {}  ({})", call.method, call.url, call.effect);
                 }
                 let _ = writeln!(out, "      expected: {}", plan.expected);
+                if let Some(approval) = &a.approval {
+                    let _ = writeln!(out, "      approval: {approval}");
+                }
             }
             (None, Some(why)) => {
                 let _ = writeln!(out, "    proposed fix {}: not planned: {why}", a.kind);

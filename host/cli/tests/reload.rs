@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
+use org_mesh_harness::root;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -504,7 +505,43 @@ async fn a_version_that_drops_a_decision_rule_is_refused_and_the_serving_one_kep
     save(&drift, text.as_bytes());
     put_back("drift_test.rego");
     assert_eq!(folder_version(&policies), serving);
-    assert_eq!(rated_now().await, ("medium".to_string(), serving));
+    assert_eq!(rated_now().await, ("medium".to_string(), serving.clone()));
+
+    // A rule the folder's tests never reach that fails on a finding in
+    // service: a conflicting value for one subject.
+    let local = policies.join("local.rego");
+    save(
+        &local,
+        b"package orgmesh.drift\n\nimport rego.v1\n\nseverity := \"critical\" if {\n\
+          \tinput.subject.key == \"github:octokit-fixture-org\"\n}\n",
+    );
+    let candidate = folder_version(&policies);
+    let report = wait_outcome(&http, &server.base, &candidate, "rejected").await;
+    assert!(
+        report["problem"].as_str().is_some_and(|p| p.contains(
+            "it fails to decide a finding in service that the serving version decides, which \
+             in its place would lose its rating: org-2fa-not-required on \
+             Organisation(github:octokit-fixture-org): "
+        )),
+        "{report}"
+    );
+    assert_eq!(rated_now().await, ("medium".to_string(), serving.clone()));
+    std::fs::remove_file(&local).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(folder_version(&policies), serving);
+
+    // The tuning file gone: every tuned severity and suppression would go.
+    set_aside("drift-rules.yaml");
+    let candidate = folder_version(&policies);
+    let report = wait_outcome(&http, &server.base, &candidate, "rejected").await;
+    assert!(
+        report["problem"].as_str().is_some_and(
+            |p| p.contains("it has no drift-rules.yaml, which the serving version is tuned by")
+        ),
+        "{report}"
+    );
+    assert_eq!(report["serving"], serving.as_str(), "{report}");
+    put_back("drift-rules.yaml");
+    assert_eq!(folder_version(&policies), serving);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,5 +589,50 @@ async fn each_plugin_rejected_on_reload_is_told_its_own_problem() {
             !said.contains(other),
             "{instance} was told another's problem: {said}"
         );
+    }
+}
+
+/// A suppression that expires brings its finding back when it says, with
+/// nothing else happening: no change to the twin, no reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_comes_back_when_its_suppression_expires_with_nothing_else_happening() {
+    let policies = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_tree(&root().join("policies"), policies.path());
+    let tuning = policies.path().join("drift-rules.yaml");
+    let text = std::fs::read_to_string(&tuning).unwrap_or_else(|e| panic!("{e}"));
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::seconds(12))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let suppressed = text.replacen(
+        "suppressions:\n",
+        &format!(
+            "suppressions:\n  - rule: org-2fa-not-required\n    subject: \"*\"\n    \
+             reason: \"accepted until the audit\"\n    expires: {expires}\n"
+        ),
+        1,
+    );
+    assert_ne!(suppressed, text, "the tuning file has a suppressions list");
+    std::fs::write(&tuning, suppressed).unwrap_or_else(|e| panic!("{e}"));
+    let dir = policies.path().display().to_string();
+    let (server, _copies) = start_on_copies(&[("ORG_MESH_POLICIES__DIR", dir.as_str())]).await;
+    let http = client();
+    let suppressed_now = async || {
+        let (status, body) = get_json(
+            &http,
+            &format!("{}/api/v1/findings?rule=org-2fa-not-required", server.base),
+            Some(VIEWER),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["findings"][0]["decision"]["suppressed"].as_bool()
+    };
+    assert_eq!(suppressed_now().await, Some(true));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while suppressed_now().await != Some(false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still suppressed a minute after {expires}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -182,6 +182,11 @@ fn json_output_carries_evidence_decisions_and_plans() {
         offboarded["decision"]["may_act"], false,
         "critical fixes need a person"
     );
+    // What the approval policy says of it, as a proposal would be told.
+    assert_eq!(
+        offboarded["action"]["approval"], "needs 2 approval(s) by the admin role",
+        "{offboarded}"
+    );
     let calls = &offboarded["action"]["plan"]["calls"];
     assert_eq!(calls[0]["method"], "DELETE", "{offboarded}");
     assert!(

@@ -342,6 +342,14 @@ impl PolicySet {
             .collect()
     }
 
+    /// Whether `serving` reads a tuning file and this version has none: put
+    /// in its place, every tuned severity, suppression and fix setting
+    /// would go at once, which is what a file left out of a ConfigMap or
+    /// renamed looks like.
+    pub fn drops_tuning_of(&self, serving: &PolicySet) -> bool {
+        serving.tuning.is_some() && self.tuning.is_none()
+    }
+
     /// Whether the folder holds an approval policy.
     pub fn has_approval_policy(&self) -> bool {
         self.approval.is_some()

@@ -213,7 +213,12 @@ fn parse_options() -> serde_saphyr::Options {
 
 fn parse_error(path: &Path, err: &serde_saphyr::Error) -> TuningError {
     let location = err.location().filter(|l| l.line() > 0);
-    let mut reason = err.without_snippet().to_string();
+    // The parser's advice on a duplicate key names its own option, which
+    // nobody editing the file can reach.
+    let mut reason = err
+        .without_snippet()
+        .to_string()
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
     let Some(location) = location else {
         return TuningError::Parse {
             at: SourceAt::file(path),

@@ -513,6 +513,33 @@ fn a_version_names_the_decision_rules_it_drops() -> TestResult {
 }
 
 #[test]
+fn a_version_without_the_tuning_file_is_said_to_drop_it() -> TestResult {
+    let serving = shipped()?;
+    assert!(!shipped()?.drops_tuning_of(&serving));
+    let untuned = tempfile::tempdir()?;
+    for entry in fs::read_dir(shipped_dir())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rego") {
+            fs::copy(
+                &path,
+                untuned.path().join(path.file_name().unwrap_or_default()),
+            )?;
+        }
+    }
+    // Renamed, as an editor or a ConfigMap key might leave it.
+    fs::copy(
+        shipped_dir().join("drift-rules.yaml"),
+        untuned.path().join("drift-rules.yml"),
+    )?;
+    let candidate = PolicySet::load(untuned.path())?;
+    assert!(candidate.tuning().is_none());
+    assert!(candidate.drops_rules_of(&serving).is_empty());
+    assert!(candidate.drops_tuning_of(&serving));
+    assert!(!serving.drops_tuning_of(&candidate));
+    Ok(())
+}
+
+#[test]
 fn tests_stop_at_the_first_that_hits_the_time_limit() -> TestResult {
     let slow = r#"package orgmesh.slow_test
 
@@ -692,6 +719,22 @@ fn tuning_parses_subjects_and_empty_sections() -> TestResult {
     );
     assert_eq!(Tuning::parse("# nothing yet\n", path)?, Tuning::default());
     Ok(())
+}
+
+#[test]
+fn a_duplicate_key_names_the_key_and_line_without_the_parser_s_advice() {
+    let text =
+        "rules:\n  account-unlinked: {severity: high}\n  account-unlinked: {severity: low}\n";
+    let err = Tuning::parse(text, Path::new("drift-rules.yaml"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("drift-rules.yaml:3")
+            && err.contains("duplicate mapping key: account-unlinked")
+            && !err.contains("DuplicateKeyPolicy"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -229,6 +229,9 @@ async fn status(
         .iter()
         .map(|(instance, error)| json!({"instance": instance, "error": error}))
         .collect();
+    // The policy folder's version deciding now; null with none loaded.
+    let policies = service.twin.policy();
+    let policy_version = policies.set.as_ref().map(|_| policies.version.clone());
     Ok(Json(json!({
         "replica": service.replica,
         "ready": service.not_ready().is_none(),
@@ -239,6 +242,7 @@ async fn status(
         "scim": scim,
         "not_loaded": not_loaded,
         "failing": failing,
+        "policy_version": policy_version,
         "twin_version": service.evaluated_at.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }

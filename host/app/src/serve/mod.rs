@@ -777,6 +777,7 @@ pub async fn run(
     let worker = tokio::spawn(changes::work(service.clone()));
     let mut watches = reloads::watch(&service);
     watches.push(tokio::spawn(reobserve(service.clone())));
+    watches.push(tokio::spawn(expire_suppressions(service.clone())));
     watches.push(tokio::spawn(reloads::settle_shadows(service.clone())));
     watches.push(tokio::spawn(retention::run(service.clone())));
     watches.push(tokio::spawn(events::watch_state(service.clone())));
@@ -849,6 +850,46 @@ async fn reobserve(service: Arc<Service>) {
         tracing::info!("Observing again after a fix");
         if let Err(e) = service.sync_all(false).await {
             tracing::warn!(error = %format!("{e:#}"), "Observing again after a fix failed");
+        }
+    }
+}
+
+/// How often `serve` looks for a suppression that has expired since it
+/// last looked: the most a finding stays hidden past its suppression's
+/// expiry when nothing else makes the findings be decided again.
+const EXPIRY_CHECK: Duration = Duration::from_secs(5);
+
+/// Decides the findings again once a suppression in the tuning file has
+/// expired. Findings are otherwise decided when the twin or the policies
+/// change, and a finding its suppression hid should come back when the
+/// suppression says, not at the next change, which may be days away.
+async fn expire_suppressions(service: Arc<Service>) {
+    let mut looked = time::OffsetDateTime::now_utc();
+    loop {
+        tokio::time::sleep(EXPIRY_CHECK).await;
+        let now = time::OffsetDateTime::now_utc();
+        let policies = service.twin.policy();
+        let expired = policies
+            .set
+            .as_ref()
+            .and_then(|set| set.tuning())
+            .is_some_and(|tuning| {
+                tuning
+                    .suppressions
+                    .iter()
+                    .any(|s| s.expires > looked && s.expires <= now)
+            });
+        looked = now;
+        if expired {
+            tracing::info!("A suppression has expired; deciding the findings again");
+            let _turn = service.pipeline.lock().await;
+            let version = service.evaluated_at.load(Ordering::Relaxed);
+            if let Err(e) = service.evaluate_locked(true, version, None).await {
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "Cannot decide the findings again after a suppression expired"
+                );
+            }
         }
     }
 }

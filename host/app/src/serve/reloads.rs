@@ -52,7 +52,16 @@ impl Service {
             self.count_loaded();
         }
         if policies {
-            reports.push(self.twin.reload_policies().await);
+            let now = time::OffsetDateTime::now_utc();
+            let live = self
+                .findings
+                .read()
+                .await
+                .findings
+                .iter()
+                .map(|r| org_mesh_policy::DecisionInput::from_finding(&r.finding, now))
+                .collect();
+            reports.push(self.twin.reload_policies(live).await);
         }
         drop(turn);
         self.after_reloads(&reports).await;
