@@ -24,6 +24,23 @@ pub fn test(dir: &Path) -> ExitCode {
                 set.tests().len(),
                 folder_version(dir)
             ));
+            // Not failures: a folder may mean to leave them out. But a
+            // running serve refuses such a folder in place of one that
+            // has them, and the author should hear it here first.
+            let undeclared = set.undeclared_decision_rules();
+            if !undeclared.is_empty() {
+                out.push_str(&format!(
+                    "note: it declares no {}: findings go without that decision, or no fix \
+                     runs; serve refuses it as a reload of a folder that declares them\n",
+                    undeclared.join(", ")
+                ));
+            }
+            if set.tuning().is_none() {
+                out.push_str(&format!(
+                    "note: it has no {}: detector severities stand and nothing is suppressed\n",
+                    org_mesh_policy::TUNING_FILE_NAME
+                ));
+            }
             crate::emit(&out);
             ExitCode::SUCCESS
         }

@@ -81,6 +81,27 @@ fn a_failing_test_is_named_and_exits_1_and_broken_rego_exits_2() {
     );
 }
 
+/// A folder that passes its tests but that serve would refuse in place of
+/// the shipped one passes here too, with a note saying so.
+#[test]
+fn a_folder_without_decision_rules_or_tuning_passes_with_notes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_policies(dir.path());
+    for file in ["approval.rego", "approval_test.rego", "drift-rules.yaml"] {
+        std::fs::remove_file(dir.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let out = org_mesh(&["policy", "test", &dir.path().display().to_string()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "note: it declares no data.orgmesh.approval.decision: findings go without that \
+             decision, or no fix runs; serve refuses it as a reload of a folder that declares them"
+        ) && stdout.contains("note: it has no drift-rules.yaml"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn eval_prints_the_decision_with_the_policy_version() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

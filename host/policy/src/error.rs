@@ -112,6 +112,10 @@ pub enum TestOutcome {
     NotTrue(String),
     /// Evaluation failed, e.g. a builtin refused its argument.
     Error(String),
+    /// The test is defined more than once in its package. Rego joins the
+    /// definitions into one rule that holds when any of them does, so a
+    /// failing definition would pass beside a passing one; it is not run.
+    Repeated(usize),
 }
 
 impl fmt::Display for TestOutcome {
@@ -120,6 +124,11 @@ impl fmt::Display for TestOutcome {
             TestOutcome::Undefined => f.write_str("was undefined"),
             TestOutcome::NotTrue(value) => write!(f, "was {value}, not true"),
             TestOutcome::Error(reason) => write!(f, "failed: {reason}"),
+            TestOutcome::Repeated(times) => write!(
+                f,
+                "is defined {times} times in its package, which Rego joins into one test that \
+                 passes if any definition does: give each its own name"
+            ),
         }
     }
 }

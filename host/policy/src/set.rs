@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::num::NonZeroU32;
@@ -328,6 +328,19 @@ impl PolicySet {
         rules
     }
 
+    /// The decision rules the host reads that this version does not
+    /// declare: each finding goes without that decision, or, without the
+    /// approval decision, no fix runs.
+    pub fn undeclared_decision_rules(&self) -> Vec<String> {
+        let declared = self.decision_rules();
+        Output::ALL
+            .iter()
+            .map(|o| rule_path(DRIFT_PACKAGE.iter().copied(), o.name()))
+            .chain([rule_path(APPROVAL_PACKAGE.iter().copied(), APPROVAL_RULE)])
+            .filter(|rule| !declared.contains(rule))
+            .collect()
+    }
+
     /// The decision rules `serving` declares that this version does not.
     /// A version without them still loads (a folder may leave findings
     /// unrated, or let no fix run), but put in place of one that has them
@@ -391,6 +404,13 @@ fn read_sources(dir: &Path) -> Result<Vec<PolicySource>, PolicyError> {
         let path = entry.map_err(list_err)?.path();
         if path.extension().is_some_and(|ext| ext == "rego") && path.is_file() {
             paths.push(path);
+        } else if path.is_dir() && holds_rego(&path) {
+            // Only the folder itself is read; a policy put in a subfolder
+            // would otherwise look loaded while deciding nothing.
+            tracing::warn!(
+                folder = %path.display(),
+                "Policy files in a subfolder are not read; move them up to use them"
+            );
         }
     }
     if paths.is_empty() {
@@ -412,6 +432,14 @@ fn read_sources(dir: &Path) -> Result<Vec<PolicySource>, PolicyError> {
             Ok(PolicySource { path, name, text })
         })
         .collect()
+}
+
+fn holds_rego(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|ext| ext == "rego"))
+    })
 }
 
 fn load_tuning(dir: &Path) -> Result<Option<Tuning>, PolicyError> {
@@ -685,9 +713,14 @@ fn blame(engine: &mut Engine, declared: &[DeclaredRule], err: &anyhow::Error) ->
         }
     }
     let found = diagnose(err);
-    let at = found
-        .at
-        .or_else(|| declared.first().map(|r| SourceAt::file(&r.file)));
+    // Without a place in the error (a time limit names none), the time
+    // went somewhere in the rules evaluated together, which any file of
+    // the folder may hold: the folder is named rather than one file.
+    let at = found.at.or_else(|| {
+        declared
+            .first()
+            .map(|r| SourceAt::file(r.file.parent().unwrap_or(&r.file)))
+    });
     PolicyError::Eval {
         rule: declared
             .iter()
@@ -776,43 +809,47 @@ fn package_files<'a>(
         .collect())
 }
 
-/// Runs every `test_*` rule of a test package or test file; each must be
-/// exactly `true`. All failures are reported together.
+/// Runs every `test_*` rule, in whichever package or file it is, as `opa
+/// test` does; each must be exactly `true`. All failures are reported
+/// together.
 fn run_tests(engine: &mut Engine, sources: &[PolicySource]) -> Result<Vec<String>, PolicyError> {
+    let files = package_files(engine, sources)?;
+    let mut named = Vec::new();
+    let mut heads: BTreeMap<String, usize> = BTreeMap::new();
+    for (source, package) in &files {
+        for name in test_rule_names(engine, source)? {
+            let path = rule_path(package.iter().map(String::as_str), &name);
+            *heads.entry(path.clone()).or_default() += rule_heads(&source.text, &name);
+            named.push((*source, path));
+        }
+    }
     let mut seen = BTreeSet::new();
     let mut passed = Vec::new();
     let mut failures = Vec::new();
-    for (source, package) in package_files(engine, sources)? {
-        let is_test_file = source
-            .path
-            .file_name()
-            .is_some_and(|name| name.to_string_lossy().ends_with("_test.rego"));
-        let is_test_package = package.last().is_some_and(|last| last.ends_with("_test"));
-        if !is_test_file && !is_test_package {
+    for (source, path) in named {
+        if !seen.insert(path.clone()) {
             continue;
         }
-        for name in test_rule_names(engine, source)? {
-            let path = rule_path(package.iter().map(String::as_str), &name);
-            // A rule may be defined piecewise across files of one package;
-            // it is one test all the same.
-            if !seen.insert(path.clone()) {
-                continue;
-            }
-            match test_outcome(engine, &path) {
-                None => passed.push(path),
-                Some((outcome, limited)) => {
-                    failures.push(TestFailure {
-                        file: source.path.clone(),
-                        rule: path,
-                        outcome,
-                    });
-                    // A limit one test hit is usually a rule every test
-                    // evaluates; running the others would wait for it
-                    // once each, a minute for a few dozen tests, while a
-                    // reload holds the folder's next version back.
-                    if limited {
-                        return Err(PolicyError::TestsFailed { failures });
-                    }
+        let times = heads.get(&path).copied().unwrap_or(1);
+        let outcome = if times > 1 {
+            Some((TestOutcome::Repeated(times), false))
+        } else {
+            test_outcome(engine, &path)
+        };
+        match outcome {
+            None => passed.push(path),
+            Some((outcome, limited)) => {
+                failures.push(TestFailure {
+                    file: source.path.clone(),
+                    rule: path,
+                    outcome,
+                });
+                // A limit one test hit is usually a rule every test
+                // evaluates; running the others would wait for it once
+                // each, a minute for a few dozen tests, while a reload
+                // holds the folder's next version back.
+                if limited {
+                    return Err(PolicyError::TestsFailed { failures });
                 }
             }
         }
@@ -821,6 +858,17 @@ fn run_tests(engine: &mut Engine, sources: &[PolicySource]) -> Result<Vec<String
         return Err(PolicyError::TestsFailed { failures });
     }
     Ok(passed)
+}
+
+/// How many rule heads for `name` the text holds: lines that start with
+/// the name, as a rule definition does.
+fn rule_heads(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '\t', '{', '(', ':', '=']))
+        })
+        .count()
 }
 
 /// Names of the `test_*` rules a file declares. regorus has no public list

@@ -208,6 +208,10 @@ fn parse_options() -> serde_saphyr::Options {
             max_alias_expansions_per_anchor: 256,
         },
         with_snippet: false,
+        // `yes`, `no`, `on` and `off` are YAML 1.1 booleans; taken as
+        // such, a quoted "no" meant as text, or a typo of a value, would
+        // silently turn a fix on or off.
+        strict_booleans: true,
     }
 }
 

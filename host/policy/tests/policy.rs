@@ -721,6 +721,51 @@ fn tuning_parses_subjects_and_empty_sections() -> TestResult {
     Ok(())
 }
 
+/// As `opa test` does: a `test_` rule runs wherever it is, and a test
+/// defined twice is not let pass on its passing half.
+#[test]
+fn tests_run_in_any_package_and_a_repeated_one_is_refused() -> TestResult {
+    let drift_local =
+        "package orgmesh.drift\n\nimport rego.v1\n\ntest_in_the_policy_package if {\n\t1 == 2\n}\n";
+    let checks = "package orgmesh.checks\n\nimport rego.v1\n\ntest_twice if {\n\ttrue\n}\n\ntest_twice if {\n\tfalse\n}\n";
+    let dir = folder(
+        true,
+        &[("local.rego", drift_local), ("checks.rego", checks)],
+    )?;
+    let Err(PolicyError::TestsFailed { failures }) = PolicySet::load(dir.path()) else {
+        return Err("failing tests accepted".into());
+    };
+    let found: Vec<(&str, &TestOutcome)> = failures
+        .iter()
+        .map(|f| (f.rule.as_str(), &f.outcome))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("data.orgmesh.checks.test_twice", &TestOutcome::Repeated(2)),
+            (
+                "data.orgmesh.drift.test_in_the_policy_package",
+                &TestOutcome::Undefined
+            ),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_yaml_1_1_boolean_is_refused_in_the_tuning_file() {
+    let path = Path::new("drift-rules.yaml");
+    for spelling in ["yes", "\"no\"", "on"] {
+        let text = format!("rules:\n  account-unlinked:\n    auto_fix: {spelling}\n");
+        assert!(
+            matches!(Tuning::parse(&text, path), Err(TuningError::Parse { .. })),
+            "{spelling} was taken as a boolean"
+        );
+    }
+    let text = "rules:\n  account-unlinked:\n    auto_fix: true\n";
+    assert!(Tuning::parse(text, path).is_ok());
+}
+
 #[test]
 fn a_duplicate_key_names_the_key_and_line_without_the_parser_s_advice() {
     let text =
