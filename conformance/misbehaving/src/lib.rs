@@ -135,6 +135,13 @@ impl Guest for Misbehaving {
                 }
             }
             "huge" => Ok((0..100_000).map(finding).collect()),
+            "long-title" => Ok(vec![
+                Finding {
+                    title: "x".repeat(1 << 20),
+                    ..finding(0)
+                },
+                finding(1),
+            ]),
             "graph" => {
                 let node = graph::get_node(&NodeRef {
                     label: "Account".into(),

@@ -278,6 +278,11 @@ impl Runtime {
     }
 }
 
+/// The longest finding title the host takes.
+const MAX_TITLE_BYTES: usize = 4096;
+/// The longest finding key the host takes.
+const MAX_KEY_BYTES: usize = 1024;
+
 /// The version of the WIT package this host speaks.
 pub const CONTRACT: &str = "0.2.0";
 
@@ -906,6 +911,21 @@ impl Plugin {
         let Some(rule) = self.description().rules.iter().find(|r| r.id == f.rule) else {
             return Err(format!("finding with undescribed rule {:?}", f.rule));
         };
+        // A title or key is a line in lists, logs and the console; past
+        // these sizes it is a plugin bug, and every read of the findings
+        // would carry it.
+        for (field, value, limit) in [
+            ("title", &f.title, MAX_TITLE_BYTES),
+            ("key", &f.key, MAX_KEY_BYTES),
+        ] {
+            if value.len() > limit {
+                return Err(format!(
+                    "rule {}: a {field} of {} bytes is over the limit of {limit}",
+                    f.rule,
+                    value.len()
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&f.score) {
             return Err(format!(
                 "rule {}: score {} is outside 0..1",

@@ -254,6 +254,22 @@ async fn a_trap_is_contained_and_quotes_the_panic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_with_an_overlong_title_is_refused_and_the_others_kept() {
+    let rt = runtime();
+    let plugin = load(&rt).await;
+    let out = bind(&plugin, "long-title", Grants::default())
+        .detect(true, &ChangeSet::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.findings.len(), 1, "{:?}", out.rejected);
+    assert_eq!(out.findings[0].subject.key, "test:1");
+    assert_eq!(
+        out.rejected,
+        ["rule noise: a title of 1048576 bytes is over the limit of 4096"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_output_is_refused() {
     let rt = runtime();
     let plugin = load(&rt).await;
