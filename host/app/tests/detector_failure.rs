@@ -12,55 +12,20 @@
 //! Runs the real component over an embedded twin; needs
 //! `.ci/build-plugins`.
 
-use std::sync::Arc;
+mod common;
 
-use org_mesh_app::config::Config;
-use org_mesh_app::pipeline::{Evaluation, Progress, Twin};
-use org_mesh_cache::memory::MemoryCoordination;
-use org_mesh_harness::root;
+use org_mesh_app::pipeline::{Evaluation, Twin};
 use org_mesh_model::{Batch, Node, Properties, Value};
 
-struct Quiet;
-
-impl Progress for Quiet {
-    fn step(&self, _what: &str) {}
-}
-
 async fn open_twin(state: &std::path::Path, mode: &str) -> Result<Twin, String> {
-    let plugins = state.join("plugins/misbehaving");
-    std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
-    for file in ["manifest.yaml", "misbehaving.wasm"] {
-        std::fs::copy(
-            root().join("conformance/dist/misbehaving").join(file),
-            plugins.join(file),
-        )
-        .map_err(|e| format!("{file}: {e}: run .ci/build-plugins"))?;
-    }
-    let yaml = format!(
-        r#"
-state_dir: {state}
-plugins: {{dirs: [{plugins}]}}
-policies: {{dir: {policies}}}
-detectors:
-  - name: buggy
-    plugin: misbehaving
-    config: {{mode: {mode}}}
-    grants: {{graph: true}}
-"#,
-        state = state.display(),
-        plugins = state.join("plugins").display(),
-        policies = root().join("policies").display(),
-    );
-    let path = state.join("org-mesh.yaml");
-    std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
-    let config = Config::load(&path).map_err(|e| e.to_string())?;
-    let twin = Twin::open(&config, Arc::new(MemoryCoordination::default()), &Quiet)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    if !twin.skipped.is_empty() {
-        return Err(format!("left out: {:?}", twin.skipped));
-    }
-    Ok(twin)
+    common::copy_plugin(state, "conformance/dist/misbehaving")?;
+    common::open_twin(
+        state,
+        &format!(
+            "detectors:\n  - name: buggy\n    plugin: misbehaving\n    config: {{mode: {mode}}}\n    grants: {{graph: true}}\n"
+        ),
+    )
+    .await
 }
 
 fn account(key: &str) -> Batch {

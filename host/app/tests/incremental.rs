@@ -12,20 +12,13 @@
 //! Runs the real identity-drift component over an embedded twin; needs
 //! `.ci/build-plugins`.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use org_mesh_app::config::Config;
-use org_mesh_app::pipeline::{Evaluation, Progress, Twin};
-use org_mesh_cache::memory::MemoryCoordination;
-use org_mesh_harness::{Dice, root};
+use org_mesh_app::pipeline::{Evaluation, Twin};
+use org_mesh_harness::Dice;
 use org_mesh_model::{Batch, Coverage, Edge, Node, NodeRef, Properties, Value};
-
-struct Quiet;
-
-impl Progress for Quiet {
-    fn step(&self, _what: &str) {}
-}
 
 const PEOPLE: usize = 10;
 const REPOS: usize = 6;
@@ -318,40 +311,12 @@ fn seen(evaluation: &Evaluation) -> Vec<String> {
 }
 
 async fn open_twin(state: &std::path::Path) -> Result<Twin, String> {
-    let plugins = state.join("plugins/identity-drift");
-    std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
-    for file in ["manifest.yaml", "identity_drift.wasm"] {
-        std::fs::copy(
-            root().join("plugins/dist/identity-drift").join(file),
-            plugins.join(file),
-        )
-        .map_err(|e| format!("{file}: {e}: run .ci/build-plugins"))?;
-    }
-    let yaml = format!(
-        r#"
-state_dir: {state}
-plugins: {{dirs: [{plugins}]}}
-policies: {{dir: {policies}}}
-detectors:
-  - name: identity-drift
-    plugin: identity-drift
-    config: {{}}
-    grants: {{graph: true}}
-"#,
-        state = state.display(),
-        plugins = state.join("plugins").display(),
-        policies = root().join("policies").display(),
-    );
-    let path = state.join("org-mesh.yaml");
-    std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
-    let config = Config::load(&path).map_err(|e| e.to_string())?;
-    let twin = Twin::open(&config, Arc::new(MemoryCoordination::default()), &Quiet)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    if !twin.skipped.is_empty() {
-        return Err(format!("left out: {:?}", twin.skipped));
-    }
-    Ok(twin)
+    common::copy_plugin(state, "plugins/dist/identity-drift")?;
+    common::open_twin(
+        state,
+        "detectors:\n  - name: identity-drift\n    plugin: identity-drift\n    config: {}\n    grants: {graph: true}\n",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

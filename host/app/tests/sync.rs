@@ -8,20 +8,16 @@
 //!
 //! Needs `.ci/setup` and `.ci/build-plugins`.
 
+mod common;
+
 use std::sync::Arc;
 
 use org_mesh_app::config::Config;
-use org_mesh_app::pipeline::{Progress, Twin};
+use org_mesh_app::pipeline::Twin;
 use org_mesh_cache::Coordination;
 use org_mesh_cache::memory::MemoryCoordination;
 use org_mesh_harness::{GITHUB_TOKEN, replay, root};
 use org_mesh_model::NodeRef;
-
-struct Quiet;
-
-impl Progress for Quiet {
-    fn step(&self, _what: &str) {}
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sync_reads_comments_only_since_the_first_ended() {
@@ -66,7 +62,7 @@ connectors:
     std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("{e}"));
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let coordination = Arc::new(MemoryCoordination::default());
-    let twin = Twin::open(&config, coordination.clone(), &Quiet)
+    let twin = Twin::open(&config, coordination.clone(), &common::Quiet)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
 
