@@ -992,6 +992,13 @@ async fn scim_writes_for_a_connector_not_loaded_are_kept_warned_once_and_taken_i
     }
     assert_eq!(status["not_loaded"], json!([]), "{status}");
     assert_eq!(status["failing"], json!([]), "{status}");
+    // The shipped policies decide, and the status names their version.
+    assert!(
+        status["policy_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty() && !v.starts_with("unreadable")),
+        "{status}"
+    );
     assert_eq!(status["scim"]["unsent"], 0, "{status}");
     settled(&http, &server.base).await;
     let (_, accounts) = get_json(
