@@ -512,24 +512,14 @@ impl Engine<'_> {
             reported,
             now,
         );
-        match policy.approval(&input) {
-            Err(e) => proposal.record(
-                State::Denied,
-                "policy",
-                now,
-                format!("the approval policy failed, so nothing runs: {e}"),
-            ),
-            Ok(None) => proposal.record(
-                State::Denied,
-                "policy",
-                now,
-                "the approval policy gave no decision, so nothing runs",
-            ),
-            Ok(Some(approval)) => {
+        match ask_approval(policy, &input) {
+            Err(why) => proposal.record(State::Denied, "policy", now, why),
+            Ok(approval) => {
                 proposal.approval = Some(approval.clone());
                 match approval {
                     Approval::Auto => {
-                        proposal.record(State::Approved, "policy", now, "may run unattended")
+                        let said = approval_said(&approval);
+                        proposal.record(State::Approved, "policy", now, said);
                     }
                     Approval::Approve {
                         expires_in_secs, ..
@@ -690,6 +680,16 @@ pub(crate) fn approval_input(
             suppressed: reported.decision.as_ref().and_then(|d| d.suppressed),
         },
         now,
+    }
+}
+
+/// The approval policy's answer to `input`, or, where it has none, why
+/// nothing runs: a policy that fails or says nothing lets no fix run.
+pub(crate) fn ask_approval(policy: &PolicySet, input: &ApprovalInput) -> Result<Approval, String> {
+    match policy.approval(input) {
+        Ok(Some(approval)) => Ok(approval),
+        Ok(None) => Err("the approval policy gave no decision, so nothing runs".into()),
+        Err(e) => Err(format!("the approval policy failed, so nothing runs: {e}")),
     }
 }
 

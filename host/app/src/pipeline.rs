@@ -1134,21 +1134,19 @@ fn approval_now(
     at: org_mesh_model::Timestamp,
 ) -> Option<String> {
     action.plan.as_ref()?;
-    let parameters = reported.finding.remedy.as_ref()?.parameters.clone();
     let input = crate::actions::approval_input(
         org_mesh_policy::ActionFacts {
             executor: action.executor.clone(),
             kind: action.kind.clone(),
             target: action.target.clone(),
-            parameters: org_mesh_model::properties_to_json(&parameters),
+            parameters: action.parameters.clone(),
         },
         reported,
         at,
     );
-    Some(match set.approval(&input) {
-        Ok(Some(approval)) => crate::actions::approval_said(&approval),
-        Ok(None) => "the approval policy gave no decision, so nothing runs".into(),
-        Err(e) => format!("the approval policy failed, so nothing runs: {e}"),
+    Some(match crate::actions::ask_approval(set, &input) {
+        Ok(approval) => crate::actions::approval_said(&approval),
+        Err(why) => why,
     })
 }
 

@@ -213,16 +213,11 @@ impl Registry {
             };
             match result {
                 Ok(plugin) if loaded.plugins.contains_key(plugin.name()) => {
-                    let kept = loaded.plugins[plugin.name()].manifest().path.clone();
+                    let folder = |p: &Plugin| p.manifest().path.parent().map(Path::to_path_buf);
                     let e = LoadError::Duplicate {
                         name: plugin.name().to_string(),
-                        kept: kept.parent().unwrap_or(&kept).to_path_buf(),
-                        ignored: plugin
-                            .manifest()
-                            .path
-                            .parent()
-                            .unwrap_or(&plugin.manifest().path)
-                            .to_path_buf(),
+                        kept: folder(&loaded.plugins[plugin.name()]).unwrap_or_default(),
+                        ignored: folder(&plugin).unwrap_or_default(),
                     };
                     tracing::error!(error = %e, "Plugin not loaded");
                     loaded.failed.push(e);
